@@ -1,0 +1,213 @@
+"""One object describes a run. Widgets, notebooks and the CLI all build a ``RunConfig``.
+
+Fields left ``None`` are filled from the preset (``cpu`` or ``gpu``, picked from the device
+unless named) when the run starts, so the same config is small on a laptop and classroom
+sized on a GPU. ``config.replace(lr=..., r=...)`` changes knobs by their short names.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from .data.formats import FORMATS
+from .data.tasks import TASKS
+from .errors import ConfigError
+from .knobs import knob, validate
+from .methods import METHODS, Lora, MethodConfig, method_config
+from .models import DEFAULT_MODEL
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # cpu: a run of the real model takes about a minute on 2 cores.
+    "cpu": {"data.size": 120, "data.max_length": 128, "train.max_steps": 24,
+            "train.batch_size": 8, "eval.every": 8, "eval.samples": 2},
+    # gpu: classroom scale, minutes on one GPU.
+    "gpu": {"data.size": 2000, "data.max_length": 256, "train.max_steps": 300,
+            "train.batch_size": 16, "eval.every": 25, "eval.samples": 4},
+}
+
+
+@dataclass
+class DataConfig:
+    """Which examples are trained on, and how they are turned into tokens."""
+
+    task: str = knob("arithmetic", "Generated task to train on (ignored when path is set).")
+    path: str | None = knob(None, "A JSONL file of your own rows (messages, or prompt and "
+                            "completion); split 60/20/20.", optional=True)
+    size: int | None = knob(None, "Total examples generated (60% train, 20% val, 20% test).",
+                            low=10, high=5000, optional=True)
+    format: str = knob("chat", "How training rows are rendered; 'chat' is the model's own "
+                       "template.", choices=tuple(FORMATS))
+    corruption_rate: float = knob(0.0, "Share of training rows rendered in the corruption "
+                                  "format instead.", low=0.0, high=1.0)
+    corruption: str = knob("plain_qa", "The format applied to corrupted rows.",
+                           choices=tuple(FORMATS))
+    max_length: int | None = knob(None, "Longest tokenized example; longer ones are cut.",
+                                  low=16, high=8192, optional=True)
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation hyperparameters."""
+
+    learning_rate: float | None = knob(None, "Peak learning rate (default: the method's own).",
+                                       low=0.0, low_open=True, high=1.0, log=True,
+                                       optional=True)
+    max_steps: int | None = knob(None, "Optimizer steps to take.", low=1, high=100_000,
+                                 optional=True)
+    batch_size: int | None = knob(None, "Examples per optimizer step.", low=1, high=1024,
+                                  optional=True)
+    warmup_steps: int = knob(0, "Steps of linear learning-rate warm-up.", low=0, high=10_000)
+    lr_scheduler: str = knob("constant", "How the learning rate changes after warm-up.",
+                             choices=("constant", "linear", "cosine"))
+    weight_decay: float = knob(0.0, "AdamW weight decay.", low=0.0, high=1.0)
+    max_grad_norm: float = knob(1.0, "Gradient clipping norm.", low=0.0, low_open=True,
+                                high=1000.0)
+
+
+@dataclass
+class EvalConfig:
+    """When to measure during training, and when to stop early."""
+
+    every: int | None = knob(None, "Evaluate validation loss every N steps (and at the end).",
+                             low=1, high=100_000, optional=True)
+    early_stopping_patience: int | None = knob(
+        None, "Stop after this many evaluations without a better validation loss, then "
+        "restore the best weights (None: off).", low=1, high=1000, optional=True)
+    samples: int | None = knob(None, "Validation prompts answered (greedy) at each "
+                               "evaluation, to watch outputs change.", low=0, high=64,
+                               optional=True)
+    sample_max_new_tokens: int = knob(48, "Longest generated sample.", low=1, high=2048)
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines a run; its hash names the run."""
+
+    model: str = knob(DEFAULT_MODEL, "Model spec: the embedded default, 'tiny', a folder or "
+                      "a hub id.")
+    method: MethodConfig = field(default_factory=Lora)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    seed: int = knob(0, "Seed for data generation, initialisation and shuffling.",
+                     low=0, high=2**31 - 1)
+    preset: str = knob("auto", "Sizes for the machine: cpu (about a minute) or gpu "
+                       "(classroom scale); auto picks from the device.",
+                       choices=("auto", "cpu", "gpu"))
+    device: str = knob("auto", "Where to train: auto, cpu, cuda, mps.")
+    dtype: str = knob("auto", "Weight dtype: auto (bf16 on a GPU with it, else float32).",
+                      choices=("auto", "float32", "bfloat16", "float16"))
+    save_weights: bool = knob(False, "Also save the adapter (or full weights) in the run "
+                              "folder.", choices=(True, False))
+
+    def __post_init__(self) -> None:
+        if isinstance(self.method, str):
+            self.method = method_config(self.method)
+        for name, cls in (("data", DataConfig), ("train", TrainConfig), ("eval", EvalConfig)):
+            if isinstance(getattr(self, name), dict):
+                setattr(self, name, cls(**getattr(self, name)))
+
+    # -- checking ---------------------------------------------------------------------
+    def validate(self) -> RunConfig:
+        """Raise ``ConfigError`` naming the first field that is out of range."""
+        if not isinstance(self.method, MethodConfig):
+            raise ConfigError("method", self.method, "a method name or config: "
+                              + ", ".join(map(repr, METHODS)))
+        validate(self)
+        if self.data.path is None and self.data.task not in TASKS:
+            raise ConfigError("data.task", self.data.task,
+                              "one of " + ", ".join(map(repr, TASKS)),
+                              "Or set data.path to a JSONL file of your own.")
+        return self
+
+    # -- presets ----------------------------------------------------------------------
+    def resolved(self, device_type: str | None = None) -> RunConfig:
+        """A copy with every ``None`` size filled from the preset for this device."""
+        preset = self.preset
+        if preset == "auto":
+            if device_type is None:
+                from .models import choose_placement
+
+                device_type = choose_placement(self.device, self.dtype).device
+            preset = "cpu" if device_type == "cpu" else "gpu"
+        out = copy.deepcopy(self)
+        out.preset = preset
+        for dotted, value in PRESETS[preset].items():
+            section, name = dotted.split(".")
+            if getattr(getattr(out, section), name) is None:
+                setattr(getattr(out, section), name, value)
+        if out.train.learning_rate is None:
+            out.train.learning_rate = out.method.default_lr
+        return out.validate()
+
+    # -- changing knobs by name ---------------------------------------------------------
+    def replace(self, **changes: Any) -> RunConfig:
+        """A copy with knobs changed; short names (``lr``, ``r``, ``steps``) or dotted paths.
+
+        ``method="prefix"`` switches method (keeping no knobs of the old one).
+        """
+        out = copy.deepcopy(self)
+        if "method" in changes:
+            m = changes.pop("method")
+            out.method = method_config(m) if isinstance(m, str) else m
+        for key, value in changes.items():
+            obj, name = out._locate(ALIASES.get(key, key))
+            setattr(obj, name, value)
+        return out
+
+    def _locate(self, key: str) -> tuple[Any, str]:
+        if "." in key:
+            section, name = key.split(".", 1)
+            obj = self.method if section == "method" else getattr(self, section, None)
+            if obj is not None and dataclasses.is_dataclass(obj) and name in _names(obj):
+                return obj, name
+        else:
+            owners = [o for o in (self, self.data, self.train, self.eval, self.method)
+                      if key in _names(o) and not dataclasses.is_dataclass(getattr(o, key))]
+            if len(owners) == 1:
+                return owners[0], key
+        raise ConfigError(key, "?", "a knob of this run: " + ", ".join(sorted(self.knob_names())),
+                          f"Method {self.method.name!r} has: "
+                          + (", ".join(_names(self.method)) or "no knobs") + ".")
+
+    def knob_names(self) -> set[str]:
+        names = set(ALIASES)
+        for section in ("data", "train", "eval"):
+            names |= {f"{section}.{n}" for n in _names(getattr(self, section))}
+        names |= {f"method.{n}" for n in _names(self.method)}
+        return names | {n for n in _names(self) if n not in ("data", "train", "eval")}
+
+    # -- (de)serialising ---------------------------------------------------------------
+    def to_dict(self) -> dict:
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d["method"] = self.method.to_dict()
+        for section in ("data", "train", "eval"):
+            d[section] = dataclasses.asdict(d[section])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RunConfig:
+        d = dict(d)
+        method = dict(d.pop("method", {"name": "lora"}))
+        return cls(method=method_config(method.pop("name"), **method), **d)
+
+    def hash(self) -> str:
+        """Same config, same hash (12 hex digits): names and caches the run."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+ALIASES = {"lr": "train.learning_rate", "learning_rate": "train.learning_rate",
+           "steps": "train.max_steps", "max_steps": "train.max_steps",
+           "batch_size": "train.batch_size", "size": "data.size", "task": "data.task",
+           "format": "data.format", "patience": "eval.early_stopping_patience",
+           "eval_every": "eval.every"}
+
+
+def _names(obj: Any) -> list[str]:
+    return [f.name for f in dataclasses.fields(obj)]

@@ -1,0 +1,254 @@
+"""The five fine-tuning methods as data: a config per method, one registry, one apply().
+
+Each config's fields are exactly the knobs a learner may turn (help text and range in the
+field metadata, see ``knobs.py``). ``apply_method`` turns a loaded base model into the
+trainable model; ``param_report`` counts honestly what is trained.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
+
+import torch
+
+from .errors import ConfigError
+from .knobs import knob
+
+LORA_TARGETS = {
+    "all-linear": "all-linear",
+    "attention": ["q_proj", "k_proj", "v_proj", "o_proj"],
+    "q,v": ["q_proj", "v_proj"],
+    "mlp": ["gate_proj", "up_proj", "down_proj"],
+}
+
+
+@dataclass
+class MethodConfig:
+    """Base of every method config; ``name`` is its key in ``METHODS``."""
+
+    name: ClassVar[str] = ""
+    default_lr: ClassVar[float] = 1e-4  # a learning rate that moves this method in a few steps
+    summary: ClassVar[str] = ""
+
+    def quantization(self, placement) -> Any:
+        """A transformers ``BitsAndBytesConfig`` when the base is loaded quantized."""
+        return None
+
+    def peft_config(self, model, tokenizer_source: str) -> Any:
+        """The PEFT config that wraps the base model, or None to train the base itself."""
+        return None
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, **asdict(self)}
+
+
+@dataclass
+class FullFinetune(MethodConfig):
+    """Every weight of the model is trained."""
+
+    name: ClassVar[str] = "full"
+    default_lr: ClassVar[float] = 5e-5
+    summary: ClassVar[str] = "all weights trained: most capacity, most memory, most forgetting"
+
+
+@dataclass
+class Lora(MethodConfig):
+    """Low-rank adapters (Hu et al., 2021): W + (alpha/r)·B·A, base frozen."""
+
+    name: ClassVar[str] = "lora"
+    default_lr: ClassVar[float] = 1e-3
+    summary: ClassVar[str] = "low-rank adapters beside frozen weights"
+    r: int = knob(8, "LoRA rank: the width of the low-rank update; more = more capacity.",
+                  low=1, high=256)
+    alpha: float = knob(16.0, "LoRA alpha: the update is scaled by alpha / r.",
+                        low=0, low_open=True, high=1024)
+    dropout: float = knob(0.05, "Dropout on the adapter input during training.", low=0, high=0.9)
+    target_modules: str = knob("all-linear", "Which linear layers get adapters.",
+                               choices=tuple(LORA_TARGETS))
+
+    def peft_config(self, model, tokenizer_source: str) -> Any:
+        from peft import LoraConfig, TaskType
+
+        return LoraConfig(task_type=TaskType.CAUSAL_LM, r=self.r, lora_alpha=self.alpha,
+                          lora_dropout=self.dropout,
+                          target_modules=LORA_TARGETS[self.target_modules])
+
+
+@dataclass
+class QLora(Lora):
+    """LoRA on a 4-bit quantized base (Dettmers et al., 2023)."""
+
+    name: ClassVar[str] = "qlora"
+    summary: ClassVar[str] = "LoRA adapters on a 4-bit frozen base"
+    quant_type: str = knob("nf4", "4-bit data type: NormalFloat4 (nf4) or plain fp4.",
+                           choices=("nf4", "fp4"))
+    double_quant: bool = knob(True, "Also quantize the quantization constants (saves ~0.4 bit "
+                              "per weight).", choices=(True, False))
+    compute_dtype: str = knob("auto", "dtype of the matmuls on dequantized weights "
+                              "(auto: bfloat16 on a GPU that has it, else float32).",
+                              choices=("auto", "float32", "bfloat16", "float16"))
+
+    def quantization(self, placement) -> Any:
+        from transformers import BitsAndBytesConfig
+
+        from .models import require_bitsandbytes
+
+        require_bitsandbytes()
+        dtype = placement.dtype if self.compute_dtype == "auto" else getattr(torch,
+                                                                             self.compute_dtype)
+        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=self.quant_type,
+                                  bnb_4bit_use_double_quant=self.double_quant,
+                                  bnb_4bit_compute_dtype=dtype,
+                                  bnb_4bit_quant_storage=torch.uint8)
+
+
+@dataclass
+class PrefixTuning(MethodConfig):
+    """Trained key/value vectors prepended at every layer (Li & Liang, 2021)."""
+
+    name: ClassVar[str] = "prefix"
+    default_lr: ClassVar[float] = 1e-2
+    summary: ClassVar[str] = "trained keys/values prepended at every attention layer"
+    num_virtual_tokens: int = knob(20, "How many virtual tokens the prefix holds.",
+                                   low=1, high=200)
+    init: str = knob("random", "Start from random vectors, or from the keys/values the model "
+                     "computes for init_text.", choices=("random", "text"))
+    init_text: str = knob("Answer the question correctly and briefly.",
+                          "Text whose activations initialise the prefix when init='text'.")
+
+    def peft_config(self, model, tokenizer_source: str) -> Any:
+        from peft import PrefixTuningConfig, TaskType
+
+        return PrefixTuningConfig(task_type=TaskType.CAUSAL_LM,
+                                  num_virtual_tokens=self.num_virtual_tokens)
+
+
+@dataclass
+class PromptTuning(MethodConfig):
+    """Trained input embeddings prepended to the prompt (Lester et al., 2021)."""
+
+    name: ClassVar[str] = "prompt"
+    default_lr: ClassVar[float] = 3e-2
+    summary: ClassVar[str] = "trained soft-prompt embeddings before the input"
+    num_virtual_tokens: int = knob(20, "How many soft-prompt tokens are trained.",
+                                   low=1, high=200)
+    init: str = knob("text", "Start from the embeddings of init_text, of random vocabulary "
+                     "tokens, or from random vectors.", choices=("text", "vocab", "random"))
+    init_text: str = knob("Answer the question correctly and briefly.",
+                          "Text whose token embeddings initialise the soft prompt.")
+
+    def peft_config(self, model, tokenizer_source: str) -> Any:
+        from peft import PromptTuningConfig, PromptTuningInit, TaskType
+
+        init = {"text": PromptTuningInit.TEXT, "vocab": PromptTuningInit.SAMPLE_VOCAB,
+                "random": PromptTuningInit.RANDOM}[self.init]
+        extra = {}
+        if self.init == "text":
+            extra = {"prompt_tuning_init_text": self.init_text,
+                     "tokenizer_name_or_path": tokenizer_source}
+        return PromptTuningConfig(task_type=TaskType.CAUSAL_LM, prompt_tuning_init=init,
+                                  num_virtual_tokens=self.num_virtual_tokens, **extra)
+
+
+METHODS: dict[str, type[MethodConfig]] = {
+    cls.name: cls for cls in (FullFinetune, Lora, QLora, PrefixTuning, PromptTuning)
+}
+
+
+def method_config(name: str, **knobs: Any) -> MethodConfig:
+    """Build a method config by name: ``method_config("lora", r=16)``."""
+    if name not in METHODS:
+        raise ConfigError("method", name, "one of " + ", ".join(map(repr, METHODS)),
+                          "Pick a method from ftlab.METHODS.")
+    cls = METHODS[name]
+    allowed = set(cls.__dataclass_fields__)
+    for key in knobs:
+        if key not in allowed:
+            raise ConfigError(f"method.{key}", knobs[key],
+                              f"a knob of {name}: " + (", ".join(sorted(allowed)) or "none"),
+                              "Remove it or choose a method that has it.")
+    return cls(**knobs)
+
+
+def apply_method(model, method: MethodConfig, tokenizer=None, tokenizer_source: str = ""):
+    """Wrap a loaded base model so that exactly the method's parameters train."""
+    peft_cfg = method.peft_config(model, tokenizer_source)
+    if peft_cfg is None:
+        for p in model.parameters():
+            p.requires_grad_(True)
+        return model
+    from peft import get_peft_model, prepare_model_for_kbit_training
+
+    if method.quantization is not MethodConfig.quantization and getattr(
+            model, "is_loaded_in_4bit", False):
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    peft_model = get_peft_model(model, peft_cfg)
+    if isinstance(method, PrefixTuning) and method.init == "text":
+        _init_prefix_from_text(peft_model, tokenizer, method.init_text)
+    return peft_model
+
+
+@torch.no_grad()
+def _init_prefix_from_text(peft_model, tok, text: str) -> None:
+    """Initialise the prefix with the keys/values the base model computes for real text.
+
+    Li & Liang (2021) found this more stable than random vectors. PEFT's prefix embedding
+    row t is (layer, key|value, head, head_dim) flattened; build the same layout.
+    """
+    if tok is None:
+        raise ConfigError("method.init", "text", "a tokenizer to read init_text",
+                          "Pass tokenizer= to apply_method.")
+    cfg = peft_model.peft_config[peft_model.active_adapter]
+    n = cfg.num_virtual_tokens
+    ids = tok(text, add_special_tokens=False)["input_ids"] or [tok.eos_token_id]
+    ids = (ids * (n // len(ids) + 1))[:n]
+    base = peft_model.get_base_model()
+    device = next(base.parameters()).device
+    out = base(torch.tensor([ids], device=device), use_cache=True)
+    cache = out.past_key_values
+    rows = []
+    for layer in range(cfg.num_layers):
+        k, v = cache.layers[layer].keys, cache.layers[layer].values  # (1, heads, n, head_dim)
+        rows += [k[0].transpose(0, 1).reshape(n, -1), v[0].transpose(0, 1).reshape(n, -1)]
+    weight = peft_model.prompt_encoder[peft_model.active_adapter].embedding.weight
+    weight.copy_(torch.cat(rows, dim=1).to(weight.dtype))
+
+
+@dataclass(frozen=True)
+class ParamReport:
+    """Trainable and total parameters; 4-bit weights counted by their logical number."""
+
+    method: str
+    trainable: int
+    total: int
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.trainable / self.total if self.total else 0.0
+
+    def to_dict(self) -> dict:
+        return {"method": self.method, "trainable": self.trainable, "total": self.total,
+                "percent": self.percent}
+
+    def __str__(self) -> str:
+        return (f"{self.method}: {self.trainable:,} trainable of {self.total:,} "
+                f"({self.percent:.4g}%)")
+
+
+def logical_numel(p: torch.Tensor) -> int:
+    """Number of weights a tensor stands for: a packed 4-bit tensor holds two per byte."""
+    qs = getattr(p, "quant_state", None)
+    if qs is not None and getattr(qs, "shape", None) is not None:
+        return int(torch.Size(qs.shape).numel())
+    return p.numel()
+
+
+def param_report(model, method: str = "") -> ParamReport:
+    """Count trainable and total parameters (shared tensors once)."""
+    trainable = total = 0
+    for p in model.parameters():  # parameters() yields tied weights once
+        n = logical_numel(p)
+        total += n
+        trainable += n if p.requires_grad else 0
+    return ParamReport(method, trainable, total)

