@@ -130,7 +130,7 @@ def resolve_source(spec: str) -> str:
     if spec in EMBEDDED_ALIASES:
         return str(embedded_model_dir())
     if spec == TINY_MODEL:
-        return str(embedded_model_dir())  # the tiny model borrows the default's tokenizer
+        return str(tiny_model_dir())
     path = Path(spec).expanduser()
     if path.exists():
         if not (path / "config.json").exists():
@@ -157,6 +157,28 @@ def load_tokenizer(spec: str = DEFAULT_MODEL):
     return tok
 
 
+def tiny_model_dir() -> Path:
+    """A fixed random 2-layer model saved once, so it loads (and quantizes) like any other."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target = cache_dir() / "tiny-llama"
+    if (target / "config.json").exists():
+        return target
+    tok = AutoTokenizer.from_pretrained(embedded_model_dir())  # the default's tokenizer
+    with FileLock(str(target) + ".lock"):
+        if not (target / "config.json").exists():
+            torch.manual_seed(0)
+            model = AutoModelForCausalLM.from_config(tiny_config(len(tok)))
+            tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tiny-"))
+            try:
+                model.save_pretrained(tmp)
+                tok.save_pretrained(tmp)
+                os.replace(tmp, target)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
 def tiny_config(vocab_size: int):
     """A 2-layer Llama small enough to train in milliseconds: shape tests, not lessons."""
     from transformers import LlamaConfig
@@ -173,29 +195,27 @@ def load_model(
     device: str = "auto",
     dtype: str = "auto",
     quantization: Any = None,
-    seed: int = 0,
 ) -> tuple[Any, Any]:
     """Load ``(model, tokenizer)`` for a spec; see the module docstring for the specs.
 
     ``quantization`` is a transformers ``BitsAndBytesConfig`` (QLoRA passes one).
     """
     from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
 
     placement = choose_placement(device, dtype)
     tok = load_tokenizer(spec)
-    if spec == TINY_MODEL:
-        torch.manual_seed(seed)
-        model = AutoModelForCausalLM.from_config(tiny_config(len(tok)), dtype=placement.dtype)
-        model.generation_config.pad_token_id = tok.pad_token_id
-        return model.to(placement.device), tok
     kwargs: dict[str, Any] = {"dtype": placement.dtype}
     if quantization is not None:
         kwargs["quantization_config"] = quantization
         kwargs["device_map"] = {"": placement.device}
+    hf_logging.disable_progress_bar()  # a 0.3 s load needs no bar in every notebook cell
     try:
         model = AutoModelForCausalLM.from_pretrained(resolve_source(spec), **kwargs)
     except OSError as e:
         raise _not_found(spec, e) from None
+    finally:
+        hf_logging.enable_progress_bar()
     if quantization is None:
         model = model.to(placement.device)
     model.generation_config.pad_token_id = tok.pad_token_id
