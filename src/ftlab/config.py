@@ -128,6 +128,7 @@ class RunConfig:
     # -- presets ----------------------------------------------------------------------
     def resolved(self, device_type: str | None = None) -> RunConfig:
         """A copy with every ``None`` size filled from the preset for this device."""
+        self.validate()
         preset = self.preset
         if preset == "auto":
             if device_type is None:

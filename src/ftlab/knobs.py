@@ -74,7 +74,7 @@ def validate(obj: Any, prefix: str = "") -> None:
             validate(value, prefix=f"{path}.")
         elif "help" in f.metadata:
             type_name = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
-            check_value(path, value, f.metadata, type_name)
+            check_value(path, value, f.metadata, type_name.split("|")[0].strip())
 
 
 def knobs_of(cls_or_obj: Any) -> dict[str, dict]:

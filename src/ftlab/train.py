@@ -254,6 +254,9 @@ class _FtlabCallback:
         self.step_times.append(time.perf_counter() - self._step_start)
         self.step = state.global_step
         self.bar.update(1)
+        self._check_stop(control)
+
+    def _check_stop(self, control) -> None:
         if self.stop.is_set():
             self.status = "stopped"
             control.should_training_stop = True
@@ -268,6 +271,7 @@ class _FtlabCallback:
             self.steps.append(ev.to_dict())
             self.bar.set_postfix(loss=f"{ev.loss:.3f}")
             self.bus.emit(ev)
+            self._check_stop(control)  # a Stop pressed while this step was reported
 
     def on_evaluate(self, args, state, control, metrics=None, model=None, **kw):
         val_loss = float(metrics["eval_loss"])

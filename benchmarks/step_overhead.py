@@ -1,0 +1,78 @@
+"""What does ftlab's engine cost per step, over a bare PEFT + PyTorch loop?
+
+Both train LoRA (r=8, all linear layers) on the embedded model with the same batches,
+batch size, learning rate, clipping and optimizer (AdamW), in this one process, taking
+turns so that machine noise hits both. ftlab's step time is the interval between
+consecutive step events: forward, backward, optimizer, data collation, logging and
+callbacks, everything a run pays for. Goal: ratio <= 1.10.
+
+    python benchmarks/step_overhead.py [--steps 12] [--rounds 2] [--model smollm2-135m]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+from transformers import DataCollatorForSeq2Seq
+
+import ftlab
+from ftlab.train import build_model, load_splits, tokenize_splits, train
+
+
+def bare_loop(cfg: ftlab.RunConfig, steps: int) -> list[float]:
+    """The reference: the loop every PEFT tutorial writes, on the same data."""
+    torch.manual_seed(cfg.seed)
+    model, tok = build_model(cfg)
+    rows, _ = tokenize_splits(cfg, load_splits(cfg), tok)
+    collate = DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=-100)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.train.learning_rate, weight_decay=0.0)
+    model.train()
+    bs, times = cfg.train.batch_size, []
+    for i in range(steps):
+        t = time.perf_counter()
+        start = (i * bs) % max(1, len(rows) - bs)
+        batch = collate(rows[start:start + bs])
+        loss = model(**batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, cfg.train.max_grad_norm)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def ftlab_steps(cfg: ftlab.RunConfig, steps: int) -> list[float]:
+    stamps: list[float] = []
+    train(cfg.replace(steps=steps), progress=False,
+          on_event=lambda e: stamps.append(time.perf_counter()) if e.kind == "step" else None)
+    return [b - a for a, b in zip(stamps, stamps[1:])]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=12)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--model", default=ftlab.DEFAULT_MODEL)
+    args = ap.parse_args()
+    # No evaluation inside the timed window: eval only before and after the loop.
+    cfg = ftlab.RunConfig(model=args.model, method="lora", preset="cpu").replace(
+        size=200, batch_size=8, eval_every=10_000, **{"eval.samples": 0}).resolved()
+    bare, ours = [], []
+    for _ in range(args.rounds):
+        bare += bare_loop(cfg, args.steps)[2:]  # drop warm-up steps
+        ours += ftlab_steps(cfg, args.steps)[2:]
+    b, o = statistics.median(bare), statistics.median(ours)
+    print(json.dumps({"model": args.model, "device": ftlab.models.choose_placement().device,
+                      "threads": torch.get_num_threads(), "batch_size": 8,
+                      "bare_step_s": round(b, 4), "ftlab_step_s": round(o, 4),
+                      "ratio": round(o / b, 3), "goal": 1.10,
+                      "samples": {"bare": len(bare), "ftlab": len(ours)}}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

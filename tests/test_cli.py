@@ -1,0 +1,52 @@
+"""The CLI builds the same RunConfig and prints JSON a script can read."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def ftlab(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ftlab", *args], capture_output=True,
+                          text=True, timeout=600)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["full", "lora", "qlora", "prefix", "prompt"])
+def test_params_json_on_the_embedded_model(method):
+    out = ftlab("params", "--method", method, "--json")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert set(report) == {"method", "trainable", "total", "percent"}
+    assert report["method"] == method
+    assert report["percent"] == pytest.approx(100 * report["trainable"] / report["total"])
+    assert 134_000_000 < report["total"] < 138_000_000
+
+
+def test_train_json_reports_final_figures_and_run_folder(tmp_path):
+    out = ftlab("train", "--method", "lora", "--model", "tiny", "--preset", "cpu", "--steps",
+                "2", "--size", "20", "--samples", "0", "--json", "--runs-dir", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout)
+    assert res["status"] == "completed" and res["steps"] == 2
+    assert res["run_dir"].startswith(str(tmp_path)) and res["val_loss"] > 0
+    listed = json.loads(ftlab("runs", "--json", "--runs-dir", str(tmp_path)).stdout)
+    assert [r["status"] for r in listed] == ["completed"]
+
+
+@pytest.mark.parametrize(
+    ("args", "phrase"),
+    [
+        (["--method", "adapter"], "method = 'adapter' is not allowed"),
+        (["--set", "r=0"], "method.r = 0 is not allowed: expected a number >= 1"),
+        (["--lr", "-0.1"], "train.learning_rate = -0.1 is not allowed"),
+        (["--batch-size", "0"], "train.batch_size = 0 is not allowed"),
+        (["--set", "rank"], "--set = 'rank' is not allowed: expected KEY=VALUE"),
+    ],
+)
+def test_bad_flags_give_one_clear_line_and_exit_2(args, phrase):
+    out = ftlab("train", "--model", "tiny", "--json", *args)
+    assert out.returncode == 2
+    assert phrase in json.loads(out.stdout)["error"]
+    assert "Traceback" not in out.stderr

@@ -1,0 +1,148 @@
+"""The engine on the tiny model: events, the stop flag, early stopping, run folders, errors."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+import ftlab
+from ftlab.errors import DatasetError, TrainingError
+from ftlab.runs import find_run, list_runs, load_run
+from ftlab.train import StopFlag, train
+
+from .conftest import dataset_loss
+
+
+def tiny(**changes) -> ftlab.RunConfig:
+    base = {"size": 40, "steps": 6, "batch_size": 4, "eval_every": 3, "eval.samples": 1,
+            "eval.sample_max_new_tokens": 4}
+    return ftlab.RunConfig(model="tiny", preset="cpu").replace(**{**base, **changes})
+
+
+def test_events_arrive_in_order_and_match_the_result(runs_dir):
+    events = []
+    result = train(tiny(), on_event=events.append, progress=False)
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "start" and kinds[-1] == "end"
+    assert kinds[1:3] == ["eval", "samples"]  # step 0: the base model, before training
+    steps = [e for e in events if e.kind == "step"]
+    assert [e.step for e in steps] == [1, 2, 3, 4, 5, 6]
+    assert [e.step for e in events if e.kind == "eval"] == [0, 3, 6]
+    assert result.final["train_loss"] == steps[-1].loss
+    assert events[-1].status == "completed" and events[-1].final["steps"] == 6
+
+
+def test_stop_flag_ends_the_run_within_one_step(runs_dir):
+    stop = StopFlag()
+
+    def press_stop_at_step_2(event):
+        if event.kind == "step" and event.step == 2:
+            stop.set()
+
+    result = train(tiny(steps=50), on_event=press_stop_at_step_2, stop=stop, progress=False)
+    assert result.status == "stopped" and result.final["steps"] == 2
+    run = load_run(result.run_dir)
+    assert run.status == "stopped" and len(run.steps) == 2
+
+
+def test_early_stopping_restores_best_checkpoint(runs_dir):
+    # A learning rate this high on full fine-tuning makes validation loss climb quickly.
+    cfg = tiny(method="full", lr=0.05, steps=30, eval_every=1, patience=2,
+               **{"eval.samples": 0})
+    result = train(cfg, progress=False)
+    assert result.status == "early_stopped" and result.final["steps"] < 30
+    vals = [e["val_loss"] for e in result.evals]
+    best = min(vals)
+    assert vals[-1] > best and result.final["val_loss"] == best
+    again = dataset_loss(result.model, result.tokenizer, result.splits.validation)
+    assert again == pytest.approx(best, rel=0.02), "the model does not hold the best weights"
+
+
+def test_run_folder_holds_config_env_metrics_and_result(runs_dir):
+    result = train(tiny(), progress=False)
+    d = result.run_dir
+    assert d.parent == runs_dir
+    assert {p.name for p in d.iterdir()} >= {"config.json", "env.json", "metrics.jsonl",
+                                              "status.json", "result.json"}
+    env = json.loads((d / "env.json").read_text())
+    assert env["packages"]["transformers"].startswith("5.") and env["seed"] == 0
+    run = load_run(d)
+    assert run.status == "completed" and run.config.hash() == result.config.hash()
+    assert len(run.steps) == 6 and len(run.evals) == 3 and run.samples
+    assert run.final["peak_memory_bytes"] > 0
+    assert {"weights", "gradients", "optimizer_state", "activations"} <= set(
+        run.final["memory_breakdown"])
+    assert find_run(result.config).path == d
+    assert [r.path for r in list_runs()] == [d]
+
+
+def test_a_killed_run_is_marked_interrupted(runs_dir):
+    code = textwrap.dedent(f"""
+        import os, ftlab
+        from ftlab.train import train
+        def die(event):
+            if event.kind == "step" and event.step == 2:
+                os._exit(9)   # the process dies mid-run, as with a crash or a kill
+        train(ftlab.RunConfig(model="tiny", preset="cpu").replace(
+            size=40, steps=20, batch_size=4, **{{"eval.samples": 0}}),
+            on_event=die, runs_dir={str(runs_dir)!r}, progress=False)
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=300,
+                          env=dict(os.environ))
+    assert proc.returncode == 9
+    [run] = list_runs(runs_dir)
+    assert run.status == "interrupted" and len(run.steps) >= 1
+
+
+def test_a_failing_run_keeps_what_it_measured(runs_dir):
+    def broken_probe(model, tok):
+        if model.training is False and len(calls) == 1:
+            raise RuntimeError("probe exploded")
+        calls.append(1)
+        return {"probe": 1.0}
+
+    calls: list = []
+    with pytest.raises(TrainingError, match="Training failed at step 3: RuntimeError: probe"):
+        train(tiny(), evaluators={"probe": broken_probe}, progress=False)
+    [run] = list_runs(runs_dir)
+    assert run.status == "failed" and "probe exploded" in run.error
+    assert [s["step"] for s in run.steps] == [1, 2, 3]
+
+
+def test_out_of_memory_message_says_what_to_lower(runs_dir):
+    def oom(model, tok):
+        if len(calls) == 1:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        calls.append(1)
+        return {}
+
+    calls: list = []
+    with pytest.raises(TrainingError, match="Out of memory at step 3 .* batch_size 4"):
+        train(tiny(), evaluators={"oom": oom}, progress=False)
+    assert list_runs(runs_dir)[0].status == "failed"
+
+
+def test_bad_dataset_file_fails_before_any_run_starts(runs_dir, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"messages": [{"role": "user", "content": "hi"}]}\n')
+    with pytest.raises(DatasetError, match="line 1: the last message must be the assistant"):
+        train(tiny(**{"data.path": str(bad)}), progress=False)
+    assert list_runs(runs_dir) == []
+
+
+def test_user_jsonl_dataset_trains(runs_dir, tmp_path):
+    rows = [{"prompt": f"Say {i}", "completion": f"{i}"} for i in range(10)]
+    path = tmp_path / "mine.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    result = train(tiny(**{"data.path": str(path), "steps": 2}), progress=False)
+    assert result.status == "completed" and len(result.splits.train) == 6
+
+
+def test_lab_evaluators_add_metrics_to_every_evaluation(runs_dir):
+    result = train(tiny(), evaluators={"norm": lambda m, t: {"weight_norm": 1.0}},
+                   progress=False)
+    assert [e["metrics"]["weight_norm"] for e in result.evals] == [1.0, 1.0, 1.0]
