@@ -1,5 +1,11 @@
 """ftlab: learn how language models are fine-tuned by doing it for real."""
 
+import logging
+
+# bitsandbytes tries to fetch an optional CPU kernel from a model hub at import and warns
+# when it cannot; ftlab never downloads at run time and the built-in kernel works.
+logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+
 from .config import PRESETS, DataConfig, EvalConfig, RunConfig, TrainConfig
 from .errors import (
     ConfigError,

@@ -2,10 +2,22 @@
 
 A row is ``{"messages": [...], "meta": {...}}``: the last message is the assistant's
 answer; ``meta`` carries what an evaluator needs to score it (the expected answer).
+
+Three tasks, each chosen for what it teaches:
+
+- ``arithmetic``: word problems with one checkable number ("The answer is 42.").
+- ``extraction``: a sentence in, a JSON object with fixed keys out. Format-sensitive:
+  one stray token and the output no longer parses.
+- ``sentiment``: a review in, one word out ("positive" / "negative"). Narrow and
+  learned in a few steps, so a model trained on it over-specialises: the lab's
+  instruction probes and broad benchmark show what it forgot.
+
+Facts (names, cities, products) are written here by hand; nothing is downloaded.
 """
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,6 +25,20 @@ from dataclasses import dataclass
 from ..errors import ConfigError
 
 Row = dict
+
+NAMES = ["Ana", "Ben", "Chen", "Dara", "Eli", "Farah", "Goran", "Hana", "Ivan", "Jia",
+         "Kofi", "Lena", "Mateo", "Nadia", "Omar", "Priya", "Quinn", "Rosa", "Sami", "Tomas",
+         "Uma", "Victor", "Wen", "Ximena", "Yusuf", "Zoe", "Aiko", "Bruno", "Carla", "Dmitri",
+         "Esther", "Felix", "Grace", "Hugo", "Ines", "Jonas", "Kira", "Luis", "Maya", "Nils"]
+CITIES = ["Lisbon", "Oslo", "Nairobi", "Lima", "Osaka", "Denver", "Madrid", "Hanoi", "Cairo",
+          "Dublin", "Quito", "Seoul", "Accra", "Munich", "Perth", "Toronto", "Krakow", "Bogota",
+          "Chennai", "Manila", "Tunis", "Porto", "Vienna", "Austin", "Lagos", "Riga", "Santiago",
+          "Helsinki", "Bristol", "Montreal"]
+JOBS = ["nurse", "teacher", "baker", "pilot", "engineer", "farmer", "lawyer", "chemist",
+        "painter", "plumber", "librarian", "dentist", "chef", "journalist", "architect",
+        "electrician", "designer", "pharmacist", "mechanic", "translator"]
+ITEMS = ["apples", "books", "coins", "marbles", "stamps", "pencils", "cookies", "shells",
+         "stickers", "eggs"]
 
 
 @dataclass
@@ -31,21 +57,76 @@ def _chat(question: str, answer: str, **meta) -> Row:
 
 
 def arithmetic(rng: random.Random) -> Row:
-    """A word problem with one checkable number."""
-    a, b = rng.randint(2, 60), rng.randint(2, 40)
-    item = rng.choice(["apples", "books", "coins", "marbles", "stamps", "pencils"])
-    name = rng.choice(["Ana", "Ben", "Chen", "Dara", "Eli", "Farah", "Goran", "Hana"])
-    if rng.random() < 0.5:
+    """A one-step word problem (add, take away or multiply) with one checkable number."""
+    name, item = rng.choice(NAMES), rng.choice(ITEMS)
+    op = rng.choice(["add", "sub", "mul"])
+    if op == "add":
+        a, b = rng.randint(2, 60), rng.randint(2, 40)
         q = f"{name} has {a} {item} and gets {b} more. How many {item} does {name} have now?"
         ans = a + b
+    elif op == "sub":
+        a, b = sorted((rng.randint(2, 60), rng.randint(2, 40)), reverse=True)
+        q, ans = f"{name} has {a} {item} and gives away {b}. How many {item} are left?", a - b
     else:
-        a, b = max(a, b), min(a, b)
-        q = f"{name} has {a} {item} and gives away {b}. How many {item} are left?"
-        ans = a - b
-    return _chat(q, f"The answer is {ans}.", number=ans)
+        a, b = rng.randint(2, 9), rng.randint(2, 12)
+        q, ans = f"{name} has {a} bags with {b} {item} in each. How many {item} is that?", a * b
+    return _chat(q, f"The answer is {ans}.", number=ans, op=op)
 
 
-TASKS: dict[str, Callable[[random.Random], Row]] = {"arithmetic": arithmetic}
+EXTRACTION_KEYS = ("name", "age", "city", "job")
+_PERSON_TEMPLATES = [
+    "{name} is a {age}-year-old {job} who lives in {city}.",
+    "Born {age} years ago, {name} now works as a {job} in {city}.",
+    "In {city}, {name} ({age}) has worked as a {job} for years.",
+    "Meet {name}: {job}, {age} years old, based in {city}.",
+    "{name}, aged {age}, moved to {city} to work as a {job}.",
+]
+
+
+def extraction(rng: random.Random) -> Row:
+    """A sentence about a person in, a JSON object with four fixed keys out."""
+    fields = {"name": rng.choice(NAMES), "age": rng.randint(19, 78),
+              "city": rng.choice(CITIES), "job": rng.choice(JOBS)}
+    sentence = rng.choice(_PERSON_TEMPLATES).format(**fields)
+    q = ("Extract the person's name, age, city and job from the sentence. Reply with only a "
+         'JSON object with the keys "name", "age", "city" and "job".\n'
+         f"Sentence: {sentence}")
+    return _chat(q, json.dumps(fields), fields=fields)
+
+
+SENTIMENT_LABELS = ("positive", "negative")
+_PRODUCTS = ["blender", "laptop", "hotel room", "pizza", "headphones", "novel", "backpack",
+             "coffee", "phone case", "movie", "tent", "bicycle", "lamp", "sofa", "museum tour",
+             "train ride", "keyboard", "jacket", "restaurant", "video game"]
+_ADJECTIVES = {
+    "positive": ["great", "wonderful", "excellent", "comfortable", "reliable", "delicious",
+                 "beautiful", "fantastic", "sturdy", "charming", "fast", "lovely"],
+    "negative": ["terrible", "awful", "broken", "uncomfortable", "unreliable", "bland",
+                 "ugly", "disappointing", "flimsy", "noisy", "slow", "dirty"],
+}
+_REVIEW_TEMPLATES = {
+    "positive": ["The {p} was {a} and I would buy it again.", "What a {a} {p}! {i} recommended.",
+                 "{i} happy: the {p} is {a}.", "Our {p} turned out {a}; worth every cent.",
+                 "I loved this {p}, it is {a}."],
+    "negative": ["The {p} was {a} and I want a refund.", "What a {a} {p}. {i} not recommended.",
+                 "{i} unhappy: the {p} is {a}.", "Our {p} turned out {a}; a waste of money.",
+                 "I regret this {p}, it is {a}."],
+}
+_INTENSIFIERS = ["Very", "Really", "Truly", "Completely"]
+
+
+def sentiment(rng: random.Random) -> Row:
+    """A product review in, a one-word label out: narrow, fixed reply style."""
+    label = rng.choice(SENTIMENT_LABELS)
+    review = rng.choice(_REVIEW_TEMPLATES[label]).format(
+        p=rng.choice(_PRODUCTS), a=rng.choice(_ADJECTIVES[label]), i=rng.choice(_INTENSIFIERS))
+    q = f"Review: {review}\nIs this review positive or negative?"
+    return _chat(q, label, label=label)
+
+
+TASKS: dict[str, Callable[[random.Random], Row]] = {
+    "arithmetic": arithmetic, "extraction": extraction, "sentiment": sentiment,
+}
 
 
 def make_task(name: str, n: int, seed: int = 0, val_fraction: float = 0.2,
@@ -54,13 +135,16 @@ def make_task(name: str, n: int, seed: int = 0, val_fraction: float = 0.2,
     if name not in TASKS:
         raise ConfigError("data.task", name, "one of " + ", ".join(map(repr, TASKS)),
                           "Or give data.path to a JSONL file of your own.")
-    if not 10 <= n <= 5000:
-        raise ConfigError("n", n, "a number >= 10 and <= 5000")
+    if not isinstance(n, int) or not 10 <= n <= 5000:
+        raise ConfigError("n", n, "a whole number >= 10 and <= 5000")
+    if not (0 < val_fraction and 0 < test_fraction and val_fraction + test_fraction < 1):
+        raise ConfigError("val_fraction + test_fraction", (val_fraction, test_fraction),
+                          "two fractions above 0 that sum to less than 1")
     rng, seen, rows = random.Random(seed), set(), []
     attempts = 0
     while len(rows) < n:
         row = TASKS[name](rng)
-        key = row["messages"][0]["content"]
+        key = row["messages"][0]["content"]  # the prompt: distinct prompts, disjoint splits
         attempts += 1
         if key not in seen:
             seen.add(key)
