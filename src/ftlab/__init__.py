@@ -28,13 +28,26 @@ from .methods import (
     param_report,
 )
 from .models import DEFAULT_MODEL, load_model
+from .train import StopFlag, TrainResult, train
 
 __version__ = "0.1.0"
+
+_SUBMODULES = {"evaluate", "rlhf", "widgets", "runs", "data", "generation"}
+
+
+def __getattr__(name: str):
+    """``ftlab.evaluate``, ``ftlab.rlhf``, ``ftlab.widgets``: imported on first use (TRL and
+    the widget stack are slow to import and a CLI call rarely needs them)."""
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "DEFAULT_MODEL", "METHODS", "PRESETS", "ConfigError", "DataConfig", "DatasetError",
     "EvalConfig", "FtlabError", "FullFinetune", "Lora", "MethodConfig",
     "MissingDependencyError", "ModelNotFoundError", "PrefixTuning", "PromptTuning", "QLora",
-    "RunConfig", "TrainConfig", "TrainingError", "apply_method", "load_model", "method_config",
-    "param_report",
+    "RunConfig", "StopFlag", "TrainConfig", "TrainResult", "TrainingError", "apply_method",
+    "load_model", "method_config", "param_report", "train",
 ]

@@ -1,0 +1,42 @@
+"""RLHF: a prompt set with known answers, a gold reward, and proxies that can be hacked.
+
+- ``prompts``: questions with checkable answers (arithmetic and hand-written facts).
+- ``rewards``: the ``Reward`` interface, the gold reward and the fast length proxy.
+- ``pairs``: padded answers and preference pairs from a labeller who likes length.
+- ``reward_model``: the learned proxy, trained with TRL's RewardTrainer.
+- ``bias``: each reward against answer length, as numbers and as a figure.
+
+Every reward is a GRPO reward function as it stands: ``GRPOTrainer(reward_funcs=[proxy])``.
+"""
+
+from .bias import DEFAULT_LENGTHS, LengthBias, length_bias, length_bias_figure
+from .pairs import FILLER, Pair, padded_answer, preference_pairs
+from .prompts import FACTS, Prompt, completion_text, grpo_rows, make_prompts, question_of
+from .reward_model import (
+    RM_PRESETS,
+    LearnedReward,
+    RewardModelConfig,
+    RewardModelReport,
+    load_reward_base,
+    split_prompts,
+    train_reward_model,
+)
+from .rewards import (
+    GoldReward,
+    LengthProxyReward,
+    Reward,
+    RewardFunction,
+    count_words,
+    gold_score,
+    is_correct,
+    length_proxy_score,
+)
+
+__all__ = [
+    "DEFAULT_LENGTHS", "FACTS", "FILLER", "RM_PRESETS", "GoldReward", "LearnedReward",
+    "LengthBias", "LengthProxyReward", "Pair", "Prompt", "Reward", "RewardFunction",
+    "RewardModelConfig", "RewardModelReport", "completion_text", "count_words", "gold_score",
+    "grpo_rows", "is_correct", "length_bias", "length_bias_figure", "length_proxy_score",
+    "load_reward_base", "make_prompts", "padded_answer", "preference_pairs", "question_of",
+    "split_prompts", "train_reward_model",
+]
