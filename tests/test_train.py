@@ -146,3 +146,15 @@ def test_lab_evaluators_add_metrics_to_every_evaluation(runs_dir):
     result = train(tiny(), evaluators={"norm": lambda m, t: {"weight_norm": 1.0}},
                    progress=False)
     assert [e["metrics"]["weight_norm"] for e in result.evals] == [1.0, 1.0, 1.0]
+
+
+def test_saved_weights_reload_as_the_trained_model(runs_dir):
+    from ftlab.runs import load_trained
+
+    result = train(tiny(steps=3, save_weights=True, **{"eval.samples": 0}), progress=False)
+    model, tok = load_trained(result.run_dir)
+    rows = result.splits.validation
+    assert dataset_loss(model, tok, rows) == pytest.approx(
+        dataset_loss(result.model, result.tokenizer, rows), rel=1e-5)
+    assert result.final["memory_breakdown"]["optimizer_state"] == 2 * result.final[
+        "memory_breakdown"]["gradients"]

@@ -81,15 +81,15 @@ class MemoryBreakdown:
 
 
 def breakdown(model, batch_size: int, seq_len: int) -> MemoryBreakdown:
-    """Weights as stored (4-bit counted at half a byte), fp32 gradients and two AdamW moments
-    for trainable parameters, and activations by the per-layer estimate of Korthikanti et al.
+    """Weights as stored (4-bit counted at half a byte), gradients and two AdamW moments (in
+    the parameter's dtype) for trainable parameters, and activations by the per-layer estimate of Korthikanti et al.
     (2022), sbh·(34 + 5·a·s/h) bytes at 16 bits, scaled to the compute dtype."""
     weights = grads = 0
     for p in model.parameters():
         weights += p.numel() * p.element_size()  # packed 4-bit: numel() already halved
         if p.requires_grad:
             grads += logical_numel(p) * p.element_size()
-    optimizer = 2 * grads * 4 // max(1, _trainable_elem_size(model))
+    optimizer = 2 * grads
     cfg = getattr(model, "config", None)
     base_cfg = getattr(getattr(model, "get_base_model", lambda: model)(), "config", cfg)
     h = getattr(base_cfg, "hidden_size", 0)
@@ -100,13 +100,6 @@ def breakdown(model, batch_size: int, seq_len: int) -> MemoryBreakdown:
     per_layer = s * b * h * (34 + 5 * a * s / max(h, 1))
     activations = int(layers * per_layer * dtype_scale)
     return MemoryBreakdown(weights, grads, optimizer, activations)
-
-
-def _trainable_elem_size(model) -> int:
-    for p in model.parameters():
-        if p.requires_grad:
-            return p.element_size()
-    return 4
 
 
 def _compute_elem_size(model) -> int:
