@@ -82,8 +82,9 @@ class MemoryBreakdown:
 
 def breakdown(model, batch_size: int, seq_len: int) -> MemoryBreakdown:
     """Weights as stored (4-bit counted at half a byte), gradients and two AdamW moments (in
-    the parameter's dtype) for trainable parameters, and activations by the per-layer estimate of Korthikanti et al.
-    (2022), sbh·(34 + 5·a·s/h) bytes at 16 bits, scaled to the compute dtype."""
+    the parameter's dtype) for trainable parameters, and activations by the per-layer
+    estimate of Korthikanti et al. (2022), sbh·(34 + 5·a·s/h) bytes at 16 bits, scaled to
+    the compute dtype."""
     weights = grads = 0
     for p in model.parameters():
         weights += p.numel() * p.element_size()  # packed 4-bit: numel() already halved
