@@ -27,7 +27,6 @@ from .data import Splits, corrupt_formats, encode, make_task, read_jsonl
 from .errors import DatasetError, TrainingError
 from .events import (
     EvalLogged,
-    Event,
     EventBus,
     Listener,
     RunEnded,
@@ -344,7 +343,3 @@ def _snapshot_trainable(model) -> dict[str, torch.Tensor]:
 def _float_or_none(x) -> float | None:
     return None if x is None else float(x)
 
-
-def collect(events: list[Event]) -> Listener:
-    """A listener that appends every event to a list (handy in tests and notebooks)."""
-    return events.append
