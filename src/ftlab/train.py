@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import random
 import statistics
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -184,7 +183,7 @@ def _make_trainer(cfg, placement, model, tok, train_rows, val_rows, callback, ru
 
     t = cfg.train
     args = TrainingArguments(
-        output_dir=tempfile.mkdtemp(prefix="trainer-", dir=run_dir),
+        output_dir=str(run_dir),  # nothing is saved by the trainer itself (save_strategy="no")
         max_steps=t.max_steps, per_device_train_batch_size=t.batch_size,
         per_device_eval_batch_size=t.batch_size, learning_rate=t.learning_rate,
         lr_scheduler_type=t.lr_scheduler, warmup_steps=t.warmup_steps,
