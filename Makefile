@@ -20,7 +20,7 @@ lab: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
-	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider \
+	FTLAB_RUNS=$$(mktemp -d) $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider \
 	  --durations=15 --timeout=1200
 
 lint: $(STAMP)

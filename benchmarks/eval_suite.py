@@ -93,7 +93,8 @@ docs/baseline.md` ({platform.machine()}, torch {torch.__version__},
 ## Task score and format validity (test split, seed 0)
 
 Task score reads content leniently (the last number; the first JSON object, per field;
-exact match of the one-word label for sentiment). Format validity needs all three: parses as the task requires, stops with
+exact match of the one-word label for sentiment). Format validity needs all three: parses
+as the task requires, stops with
 `<|im_end|>` within the token budget, no stray template tokens.
 
 {table(task_rows, ["task", "n", "task score", "format valid", "parses", "stops", "clean"])}

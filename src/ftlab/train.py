@@ -148,8 +148,9 @@ def train(
     except BaseException as e:  # noqa: BLE001 - record every ending, then re-raise
         status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
         msg = _explain(e, cfg, callback.step)
-        writer.finish(status, {"final": callback.partial_final()}, error=msg)
-        bus.emit(RunEnded(status=status, step=callback.step, error=msg, final={}))
+        partial = callback.partial_final()
+        writer.finish(status, {"final": partial}, error=msg)
+        bus.emit(RunEnded(status=status, step=callback.step, error=msg, final=partial))
         callback.close()
         writer.close()
         if isinstance(e, KeyboardInterrupt):

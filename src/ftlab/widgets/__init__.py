@@ -1,0 +1,15 @@
+"""Widgets for the notebooks: a control panel, a live dashboard, samples and run comparison.
+
+Data flows one way: the widgets build a ``RunConfig`` and listen to the events a run
+emits; they never reach into the trainer. Every widget also has a programmatic path
+(``panel.run(...)``, ``dashboard.show(run)``, ``compare.select(runs)``) so notebooks run
+headless under nbval.
+"""
+
+from .compare import CompareView
+from .dashboard import Dashboard
+from .figures import sync_state
+from .panel import ControlPanel
+from .samples import SamplesView
+
+__all__ = ["CompareView", "ControlPanel", "Dashboard", "SamplesView", "sync_state"]

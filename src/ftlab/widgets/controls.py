@@ -1,0 +1,180 @@
+"""Knob metadata -> one input widget per knob.
+
+The range, the log scale and the tooltip all come from the knob's own metadata
+(``ftlab.knobs``), so a slider can never offer what the config would refuse and its
+tooltip is the same help text the ``ConfigError`` quotes. Metadata ranges are what is
+*allowed* (``max_steps`` up to 100 000); ``TEACHING_RANGES`` narrows a slider to what is
+*useful* in a lab, and a lab can pass its own range per knob.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import ipywidgets as w
+
+from ..config import ALIASES, DataConfig, EvalConfig, RunConfig, TrainConfig
+from ..errors import ConfigError
+from ..knobs import knobs_of
+from ..methods import METHODS
+
+# Slider ends that make sense on a lesson's time scale (the knob metadata stays the law).
+TEACHING_RANGES: dict[str, tuple[float, float]] = {
+    "train.learning_rate": (1e-6, 1e-1),
+    "train.max_steps": (1, 200),
+    "train.batch_size": (1, 64),
+    "train.warmup_steps": (0, 50),
+    "train.weight_decay": (0.0, 0.3),
+    "train.max_grad_norm": (0.1, 10.0),
+    "data.size": (20, 2000),
+    "data.max_length": (32, 512),
+    "data.corruption_rate": (0.0, 1.0),
+    "eval.every": (1, 50),
+    "eval.early_stopping_patience": (0, 10),  # 0 = off (None)
+    "eval.samples": (0, 8),
+    "eval.sample_max_new_tokens": (8, 128),
+    "method.r": (1, 64),
+    "method.alpha": (1.0, 128.0),
+    "method.dropout": (0.0, 0.5),
+    "method.num_virtual_tokens": (1, 100),
+}
+
+LABELS = {"train.learning_rate": "learning rate", "train.max_steps": "steps",
+          "data.size": "dataset size", "method.r": "LoRA rank r",
+          "method.alpha": "LoRA alpha", "method.num_virtual_tokens": "virtual tokens",
+          "eval.early_stopping_patience": "patience", "eval.every": "eval every"}
+
+_SECTIONS = {"data": DataConfig, "train": TrainConfig, "eval": EvalConfig}
+
+
+@dataclass
+class Knob:
+    """One knob as the panel sees it: its dotted path, metadata and input widget."""
+
+    path: str
+    meta: dict
+    widget: w.Widget
+    off_value: Any = "unset"  # the widget value that means None (an optional knob left off)
+
+    @property
+    def is_method_knob(self) -> bool:
+        return self.path.startswith("method.")
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit(".", 1)[-1]
+
+    def get(self) -> Any:
+        value = self.widget.value
+        return None if value == self.off_value else value
+
+    def set(self, value: Any) -> None:
+        """Show ``value``; a slider widens its range rather than silently clamping."""
+        if value is None:
+            value = self.off_value if self.off_value != "unset" else self.widget.value
+        if hasattr(self.widget, "max") and isinstance(value, (int, float)):
+            if isinstance(self.widget, w.FloatLogSlider):
+                import math
+
+                if value > 0:
+                    self.widget.max = max(self.widget.max, math.ceil(math.log10(value)))
+                    self.widget.min = min(self.widget.min, math.floor(math.log10(value)))
+            else:
+                self.widget.max = max(self.widget.max, value)
+                self.widget.min = min(self.widget.min, value)
+        self.widget.value = value
+
+
+def knob_path(name: str) -> str:
+    """A short name (``lr``, ``r``, ``size``) or dotted path -> the dotted path."""
+    if name in ALIASES:
+        return ALIASES[name]
+    if "." in name:
+        section, field = name.split(".", 1)
+        owners = ([c for c in METHODS.values()] if section == "method"
+                  else [_SECTIONS.get(section)])
+        if any(c is not None and field in knobs_of(c) for c in owners):
+            return name
+    else:
+        for section, cls in _SECTIONS.items():
+            if name in knobs_of(cls):
+                return f"{section}.{name}"
+        if any(name in knobs_of(c) for c in METHODS.values()):
+            return f"method.{name}"
+        if name in knobs_of(RunConfig):
+            return name
+    raise ConfigError("knobs", name, "a knob name such as 'lr', 'steps', 'size', 'r', "
+                      "'num_virtual_tokens' or a dotted path like 'train.warmup_steps'")
+
+
+def knob_meta(path: str, method_name: str | None = None) -> dict:
+    """The metadata of a dotted knob path (a method knob from the method that has it)."""
+    if path.startswith("method."):
+        field = path.split(".", 1)[1]
+        classes = ([METHODS[method_name]] if method_name in METHODS else []) + list(
+            METHODS.values())
+        for cls in classes:
+            if field in knobs_of(cls):
+                return knobs_of(cls)[field]
+    if "." in path:
+        section, field = path.split(".", 1)
+        return knobs_of(_SECTIONS[section])[field]
+    return knobs_of(RunConfig)[path]
+
+
+def config_value(cfg: RunConfig, path: str) -> Any:
+    """Read a knob's value from a config (None when the method lacks it)."""
+    if "." not in path:
+        return getattr(cfg, path)
+    section, field = path.split(".", 1)
+    obj = cfg.method if section == "method" else getattr(cfg, section)
+    if dataclasses.is_dataclass(obj) and field in {f.name for f in dataclasses.fields(obj)}:
+        return getattr(obj, field)
+    return None
+
+
+def make_knob(path: str, meta: dict, value: Any,
+              view: tuple[float, float] | None = None) -> Knob:
+    """Build the input widget a knob deserves: dropdown, checkbox, (log) slider or field."""
+    label = LABELS.get(path, path.rsplit(".", 1)[-1].replace("_", " "))
+    common = {"description": label, "tooltip": meta.get("help", ""),
+              "style": {"description_width": "120px"},
+              "layout": w.Layout(width="360px")}
+    if value is None:
+        value = meta.get("default")
+    choices = meta.get("choices")
+    if choices and set(choices) == {True, False}:
+        return Knob(path, meta, w.Checkbox(value=bool(value), indent=False, **common))
+    if choices:
+        return Knob(path, meta, w.Dropdown(options=list(choices), value=value, **common))
+    low, high = view or TEACHING_RANGES.get(path, (None, None))
+    if value is not None:
+        is_int = isinstance(value, int)
+    else:
+        is_int = isinstance(low, int) and isinstance(high, int)
+    if meta.get("log"):
+        import math
+
+        lo_exp = math.floor(math.log10(low)) if low and low > 0 else -6
+        hi_exp = math.ceil(math.log10(high)) if high else 0
+        widget = w.FloatLogSlider(value=value, base=10, min=lo_exp, max=hi_exp, step=0.1,
+                                  readout_format=".1e", continuous_update=False, **common)
+        return Knob(path, meta, widget)
+    if low is None or high is None:  # no teaching range (seed, ...): a free field, checked on Run
+        cls = w.IntText if is_int else w.FloatText
+        return Knob(path, meta, cls(value=value if value is not None else 0, **common))
+    off: Any = "unset"
+    if value is None or path == "eval.early_stopping_patience":
+        off = 0  # an optional knob that means "off" when None: 0 on the slider
+        low, value = 0, 0 if value is None else value
+    if is_int:
+        widget = w.IntSlider(value=int(value), min=int(low), max=max(int(high), int(value)),
+                             continuous_update=False, **common)
+    else:
+        widget = w.FloatSlider(value=float(value), min=float(low),
+                               max=max(float(high), float(value)),
+                               step=(float(high) - float(low)) / 100, readout_format=".3g",
+                               continuous_update=False, **common)
+    return Knob(path, meta, widget, off_value=off)

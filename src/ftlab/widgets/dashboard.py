@@ -1,0 +1,127 @@
+"""Live dashboard: train and validation loss against step, plus panels a lab adds.
+
+A ``Dashboard`` is an event listener (``dashboard.on_event``): it knows nothing about the
+trainer, only the events a run emits, so the same object plots a live run, a finished
+``TrainResult`` or a run folder read back from disk (``dashboard.show(run)``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .figures import Throttle, new_figure, sync_state
+
+Points = dict[str, tuple[list[float], list[float]]]
+
+
+def as_dict(event: Any) -> dict:
+    """Events arrive as objects (live) or dicts (run files); treat both alike."""
+    return event.to_dict() if hasattr(event, "to_dict") else dict(event)
+
+
+class Dashboard:
+    """Loss curves (and lab metrics) that grow while a run goes.
+
+    ``metrics`` names numbers from ``EvalLogged.metrics`` to plot: a list (one panel per
+    metric) or ``{"panel title": ["metric", ...]}`` (several metrics share a panel, e.g.
+    proxy and gold reward).
+    """
+
+    def __init__(self, metrics: Iterable[str] | Mapping[str, Iterable[str]] | None = None,
+                 title: str = "loss", throttle_s: float = 0.25) -> None:
+        if isinstance(metrics, Mapping):
+            panels = {t: list(names) for t, names in metrics.items()}
+        else:
+            panels = {m: [m] for m in (metrics or [])}
+        self.panels = panels
+        self.title = title
+        self.figure = new_figure(rows=1 + len(panels), titles=[title, *panels])
+        self._lock = threading.Lock()
+        self._throttle = Throttle(throttle_s)
+        self._data: Points = {}
+        self._trace_index: dict[str, int] = {}
+        self._add_trace("train loss", row=1, mode="lines", color="#1f77b4")
+        self._add_trace("val loss", row=1, mode="lines+markers", color="#d62728")
+        self._add_trace("best", row=1, mode="markers", color="#2ca02c",
+                        marker={"symbol": "star", "size": 13})
+        for i, names in enumerate(panels.values(), start=2):
+            for name in names:
+                self._add_trace(name, row=i, mode="lines+markers")
+        sync_state(self.figure)
+
+    # -- building -------------------------------------------------------------------
+    def _add_trace(self, name: str, row: int, mode: str, color: str | None = None,
+                   marker: dict | None = None) -> None:
+        import plotly.graph_objects as go
+
+        self.figure.add_trace(
+            go.Scatter(x=[], y=[], name=name, mode=mode,
+                       line={"color": color} if color else None,
+                       marker=marker or ({"color": color} if color else None)),
+            row=row, col=1)
+        self._trace_index[name] = len(self.figure.data) - 1
+        self._data[name] = ([], [])
+
+    # -- listening --------------------------------------------------------------------
+    def on_event(self, event: Any) -> None:
+        """Listener for ``train(on_event=...)``: called on the training thread."""
+        e = as_dict(event)
+        kind = e.get("kind")
+        if kind == "start":
+            self.reset()
+            return
+        with self._lock:
+            if kind == "step":
+                self._append("train loss", e["step"], e["loss"])
+            elif kind == "eval":
+                self._append("val loss", e["step"], e["val_loss"])
+                self._data["best"] = ([e["best_step"]], [e["best_val_loss"]])
+                for name, value in (e.get("metrics") or {}).items():
+                    if name in self._data and isinstance(value, (int, float)):
+                        self._append(name, e["step"], float(value))
+        if kind in ("eval", "end") or self._throttle.ready():
+            self.flush(sync=kind in ("eval", "end"))
+
+    def _append(self, name: str, x: float, y: float) -> None:
+        xs, ys = self._data[name]
+        xs.append(x)
+        ys.append(y)
+
+    def flush(self, sync: bool = True) -> None:
+        """Push buffered points to the figure in one batch (and to the synced state)."""
+        with self._lock:
+            snapshot = {k: (list(xs), list(ys)) for k, (xs, ys) in self._data.items()}
+        with self.figure.batch_update():
+            for name, (xs, ys) in snapshot.items():
+                trace = self.figure.data[self._trace_index[name]]
+                if len(trace.x or ()) != len(xs) or name == "best":
+                    trace.x, trace.y = xs, ys
+        if sync:
+            sync_state(self.figure)
+
+    def reset(self) -> None:
+        """Clear every curve (a new run starts)."""
+        with self._lock:
+            for name in self._data:
+                self._data[name] = ([], [])
+        self.flush()
+
+    def show(self, run: Any) -> Dashboard:
+        """Plot a finished run: a ``TrainResult`` or a ``ftlab.runs.Run``."""
+        self.reset()
+        for record in [*run.steps, *run.evals]:
+            self.on_event(record)
+        self.flush()
+        return self
+
+    # -- reading back (tests, checks in notebooks) ------------------------------------
+    @property
+    def points(self) -> Points:
+        """What the figure holds now: ``{trace name: (steps, values)}``."""
+        return {name: (list(self.figure.data[i].x or ()), list(self.figure.data[i].y or ()))
+                for name, i in self._trace_index.items()}
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict:
+        return self.figure._repr_mimebundle_(**kwargs)

@@ -1,0 +1,375 @@
+"""The control panel: knobs -> a ``RunConfig`` -> a run in a background thread -> events.
+
+The panel never reaches into the trainer. Run builds a config from the widgets (the
+config validates itself, so a bad value becomes a readable ``ConfigError`` in the panel),
+then calls ``ftlab.train.train`` on a background thread with the panel, the dashboard and
+the samples view as event listeners. The notebook stays responsive; Stop sets the run's
+stop flag, which the trainer honours after the current optimizer step.
+
+``panel.run(**overrides)`` is the same path, blocking, returning the ``TrainResult``: what
+a notebook calls so that it also executes headless (nbval, CI, Voila).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as w
+
+from ..config import PRESETS, RunConfig
+from ..errors import FtlabError
+from ..methods import METHODS, method_config
+from ..train import Evaluator, StopFlag, TrainResult, train
+from .controls import Knob, config_value, knob_meta, knob_path, make_knob
+from .dashboard import Dashboard, as_dict
+from .samples import SamplesView
+
+DEFAULT_KNOBS = ("lr", "steps", "size", "r", "num_virtual_tokens")
+
+_STYLE = {"idle": "#555", "running": "#1f5fbf", "completed": "#1a7f37",
+          "early_stopped": "#1a7f37", "stopped": "#9a6700", "failed": "#b00020"}
+
+
+def readable(error: BaseException) -> str:
+    """An exception as one line a learner can act on (ftlab errors are written that way)."""
+    if isinstance(error, FtlabError):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
+
+
+class ControlPanel:
+    """Knobs, Run/Stop, a status line, a live dashboard and a before/after samples view.
+
+    ``knobs`` are short names or dotted paths (``"lr"``, ``"r"``, ``"train.warmup_steps"``);
+    a mapping gives a knob its slider range (``{"lr": (1e-4, 1e-1), "steps": None}``).
+    Method knobs (``r``, ``num_virtual_tokens``) show only while the chosen method has them.
+    ``metrics`` adds dashboard panels for numbers that ``evaluators`` report.
+    """
+
+    def __init__(self, config: RunConfig | None = None,
+                 knobs: Sequence[str] | Mapping[str, tuple[float, float] | None] = DEFAULT_KNOBS,
+                 *, methods: Iterable[str] | None = None,
+                 metrics: Iterable[str] | Mapping[str, Iterable[str]] | None = None,
+                 evaluators: dict[str, Evaluator] | None = None,
+                 runs_dir: str | Path | None = None, samples: bool = True,
+                 title: str = "Fine-tuning run",
+                 listeners: Sequence[Callable[[Any], Any]] = ()) -> None:
+        self.base = config or RunConfig()
+        self.evaluators = evaluators
+        self.runs_dir = runs_dir
+        self.listeners = list(listeners)
+        shown = self.base.resolved()  # fills preset sizes so every slider has a value
+        self.preset = shown.preset
+        self._shown = shown
+
+        self.config: RunConfig | None = None
+        self.result: TrainResult | None = None
+        self.error: BaseException | None = None
+        self.state = "idle"
+        self.run_dir: str | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = StopFlag()
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._done.set()
+        self._t0 = 0.0
+        self._updating = False
+
+        names = list(methods or METHODS)
+        if self.base.method.name not in names:
+            names.insert(0, self.base.method.name)
+        self.method = w.Dropdown(options=names, value=self.base.method.name,
+                                 description="method", style={"description_width": "120px"},
+                                 tooltip="Which parameters are trained: " + "; ".join(
+                                     f"{n}: {METHODS[n].summary}" for n in names),
+                                 layout=w.Layout(width="360px"), disabled=len(names) == 1)
+        ranges = knobs if isinstance(knobs, Mapping) else dict.fromkeys(knobs)
+        self.knobs: dict[str, Knob] = {}
+        for name, view in ranges.items():
+            path = knob_path(name)
+            meta = knob_meta(path, shown.method.name)
+            self.knobs[name] = make_knob(path, meta, config_value(shown, path), view)
+        self.method.observe(self._method_changed, names="value")
+
+        self.run_button = w.Button(description="Run", button_style="primary", icon="play",
+                                   tooltip="Train with these settings (in the background).")
+        self.stop_button = w.Button(description="Stop", button_style="warning", icon="stop",
+                                    disabled=True,
+                                    tooltip="End the run after the current step; it is saved "
+                                    "as 'stopped'.")
+        self.run_button.on_click(lambda _b: self.start())
+        self.stop_button.on_click(lambda _b: self.stop())
+        self.progress = w.IntProgress(value=0, min=0, max=shown.train.max_steps or 1,
+                                      layout=w.Layout(width="200px"))
+        self.status = w.HTML()
+        self.elapsed = w.Label("")
+        self.message = w.HTML(layout=w.Layout(display="none"))
+        self.header = w.HTML()
+        self.dashboard = Dashboard(metrics=metrics)
+        self.samples = SamplesView() if samples else None
+
+        controls = [self.method, *[k.widget for k in self.knobs.values()]]
+        grid = w.GridBox(controls, layout=w.Layout(
+            grid_template_columns="repeat(2, 370px)", grid_gap="2px 10px"))
+        parts: list[w.Widget] = [
+            self.header, grid,
+            w.HBox([self.run_button, self.stop_button, self.progress, self.elapsed],
+                   layout=w.Layout(align_items="center")),
+            self.status, self.message, self.dashboard.figure]
+        if self.samples is not None:
+            parts += [w.HTML("<b>Samples</b>: the same validation prompts, answered by the "
+                             "base model (before) and the trained one (after)."),
+                      self.samples.widget]
+        self.widget = w.VBox(parts, layout=w.Layout(width="780px"))
+        self._title = title
+        self._refresh_visibility()
+        self._set_status("idle", "Ready. Set the knobs and press <b>Run</b>.")
+
+    # -- building the config ----------------------------------------------------------
+    def __getitem__(self, name: str) -> w.Widget:
+        """The input widget of a knob: ``panel["lr"].value = 3e-3``."""
+        return self.method if name == "method" else self.knobs[name].widget
+
+    def set(self, **values: Any) -> None:
+        """Set knobs by name (``panel.set(method="prefix", lr=1e-2)``)."""
+        if "method" in values:
+            self.method.value = values.pop("method")
+        for name, value in values.items():
+            self.knobs[name].set(value)
+
+    def build_config(self, **overrides: Any) -> RunConfig:
+        """The ``RunConfig`` the widgets describe (plus overrides), validated.
+
+        Raises ``ConfigError`` naming the bad field, its allowed range and a fix.
+        """
+        name = overrides.pop("method", None) or self.method.value
+        if not isinstance(name, str):  # a method config object
+            method, name = name, name.name
+        else:
+            own = {f.name for f in dataclasses.fields(METHODS[name])}
+            method_knobs = {k.name: k.get() for k in self.knobs.values()
+                            if k.is_method_knob and k.name in own}
+            method = (dataclasses.replace(self.base.method, **method_knobs)
+                      if name == self.base.method.name else method_config(name, **method_knobs))
+        values = {k.path: k.get() for k in self.knobs.values() if not k.is_method_knob}
+        lr = values.get("train.learning_rate")
+        if lr is not None and name != self.method.value and abs(
+                lr - METHODS[self.method.value].default_lr) < 1e-12:
+            values["train.learning_rate"] = METHODS[name].default_lr  # as the dropdown does
+        cfg = self.base.replace(method=method, **values)
+        if overrides:
+            cfg = cfg.replace(**overrides)
+        cfg.resolved()  # validates; the unresolved config is what runs (preset stays "auto")
+        return cfg
+
+    def _show_config(self, cfg: RunConfig) -> None:
+        """Make the widgets show ``cfg`` (after ``run(**overrides)``): the panel shows what ran."""
+        self._updating = True
+        try:
+            if cfg.method.name in self.method.options:
+                self.method.value = cfg.method.name
+            shown = cfg.resolved()
+            for k in self.knobs.values():
+                value = config_value(shown, k.path)
+                if value is not None or k.off_value != "unset":
+                    k.set(value)
+        finally:
+            self._updating = False
+            self._refresh_visibility()
+
+    def _method_changed(self, change: dict) -> None:
+        old, new = METHODS[change["old"]], METHODS[change["new"]]
+        lr = next((k for k in self.knobs.values() if k.path == "train.learning_rate"), None)
+        if lr is not None and not self._updating and abs(lr.get() - old.default_lr) < 1e-12:
+            lr.set(new.default_lr)  # the lr was the method's default: take the new one's
+        self._refresh_visibility()
+
+    def _refresh_visibility(self) -> None:
+        own = {f.name for f in dataclasses.fields(METHODS[self.method.value])}
+        for k in self.knobs.values():
+            if k.is_method_knob:
+                k.widget.layout.display = None if k.name in own else "none"
+        cls = METHODS[self.method.value]
+        shown = {k.path for k in self.knobs.values()}
+        preset = ", ".join(f"{key.split('.')[1]} {config_value(self._shown, key)}"
+                           for key in PRESETS.get(self.preset, {}) if key not in shown)
+        self.header.value = (
+            f"<b style='font-size:15px'>{html.escape(self._title)}</b> &nbsp;·&nbsp; "
+            f"model <code>{html.escape(self.base.model)}</code> &nbsp;·&nbsp; "
+            f"<b>{cls.name}</b>: {html.escape(cls.summary)}<br>"
+            f"<span style='color:#555'>preset <b>{self.preset}</b>; not shown here: "
+            f"{preset}</span>")
+
+    # -- running ----------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return not self._done.is_set()
+
+    def start(self, **overrides: Any) -> bool:
+        """Start a run in the background (what Run does). False if it could not start;
+        the reason is shown in the panel."""
+        try:
+            self._start(overrides)
+        except FtlabError:
+            return False
+        return True
+
+    def _start(self, overrides: dict) -> None:
+        with self._lock:
+            if self.running:
+                msg = ("A run is already going. Press Stop (it ends after the current step) "
+                       "or wait for it to finish, then press Run again.")
+                self._show_message(msg)
+                raise FtlabError(msg)
+            try:
+                cfg = self.build_config(**overrides)
+            except FtlabError as e:
+                self._show_message(readable(e))
+                raise
+            self._show_message("")
+            self._show_config(cfg)
+            self.config = cfg
+            self.result, self.error, self.run_dir = None, None, None
+            self._stop = StopFlag()
+            self._done.clear()
+        self._t0 = time.monotonic()
+        self.run_button.disabled, self.stop_button.disabled = True, False
+        self.progress.value, self.progress.max = 0, cfg.resolved().train.max_steps
+        self._set_status("running", "Loading the model and the data…")
+        self._thread = threading.Thread(target=self._work, args=(cfg,), daemon=True,
+                                        name="ftlab-run")
+        self._thread.start()
+        threading.Thread(target=self._tick, daemon=True, name="ftlab-clock").start()
+
+    def _work(self, cfg: RunConfig) -> None:
+        listeners = [self._on_event, self.dashboard.on_event, *self.listeners]
+        if self.samples is not None:
+            listeners.append(self.samples.on_event)
+        try:
+            self.result = train(cfg, on_event=listeners, stop=self._stop,
+                                evaluators=self.evaluators, runs_dir=self.runs_dir,
+                                progress=False)
+        except BaseException as e:  # noqa: BLE001 - shown in the panel, re-raised by wait()
+            self.error = e
+            self.state = "failed"
+            self._show_message(readable(e))
+            self._set_status("failed", "The run failed; the message above says why."
+                             + (f" Its folder: <code>{html.escape(self.run_dir)}</code>"
+                                if self.run_dir else ""))
+        finally:
+            self.dashboard.flush()
+            self.run_button.disabled, self.stop_button.disabled = False, True
+            self._done.set()
+
+    def _tick(self) -> None:
+        """Keep the elapsed time moving between events (model load, evaluations)."""
+        while not self._done.wait(1.0):
+            self.elapsed.value = f"{time.monotonic() - self._t0:.0f} s"
+        self.elapsed.value = f"{time.monotonic() - self._t0:.1f} s"
+
+    def stop(self) -> None:
+        """Ask the run to end after the current step (what Stop does)."""
+        if not self.running:
+            self._show_message("No run is going.")
+            return
+        self._stop.set()
+        self.stop_button.disabled = True
+        self._set_status("running", "Stopping after the current step…")
+
+    def wait(self, timeout: float | None = None) -> TrainResult | None:
+        """Block until the run ends; return its result or raise its error.
+
+        An interrupt (the notebook's stop button) stops the run cleanly first.
+        """
+        thread = self._thread
+        if thread is None:
+            return self.result
+        try:
+            thread.join(timeout)
+        except KeyboardInterrupt:
+            self.stop()
+            thread.join()
+            raise
+        if thread.is_alive():
+            return None
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+    def run(self, **overrides: Any) -> TrainResult:
+        """Run with the panel's settings (plus overrides) and block until done.
+
+        The widgets update exactly as for the Run button; errors are raised (and shown).
+        """
+        self._start(overrides)
+        result = self.wait()
+        assert result is not None
+        return result
+
+    # -- listening --------------------------------------------------------------------
+    def _on_event(self, event: Any) -> None:
+        e = as_dict(event)
+        kind = e["kind"]
+        if kind == "start":
+            self.run_dir = e["run_dir"]
+            self.progress.max = e["total_steps"]
+            self._set_status("running", "Step 0: measuring the base model before training…")
+        elif kind == "step":
+            self.progress.value = e["step"]
+            stopping = " · stopping…" if self._stop.is_set() else ""
+            self._set_status("running", f"step {e['step']}/{e['total_steps']} · train loss "
+                             f"{e['loss']:.3f} · {e['elapsed_s']:.1f} s{stopping}")
+        elif kind == "eval" and e["step"] > 0:
+            self._set_status("running", f"step {e['step']}: validation loss "
+                             f"{e['val_loss']:.3f} (best {e['best_val_loss']:.3f} at step "
+                             f"{e['best_step']})")
+        elif kind == "end":
+            self.state = e["status"]
+            f = e.get("final") or {}
+            where = f" · saved in <code>{html.escape(self.run_dir or '')}</code>"
+            if e["status"] == "failed":
+                return  # _work shows the message with the raised error
+            words = {"completed": "completed", "stopped": "stopped by you",
+                     "early_stopped": "stopped early (validation loss stopped improving; "
+                     "best weights restored)"}.get(e["status"], e["status"])
+            val = f.get("val_loss")
+            first = f.get("first_val_loss")
+            loss = (f" · validation loss {first:.3f} → {val:.3f}"
+                    if isinstance(val, float) and isinstance(first, float) else "")
+            self._set_status(e["status"], f"<b>{words}</b> at step {e['step']}{loss} · "
+                             f"{f.get('wall_s', 0):.1f} s{where}")
+
+    # -- showing ----------------------------------------------------------------------
+    def _set_status(self, state: str, text: str) -> None:
+        self.state = state
+        color = _STYLE.get(state, "#555")
+        self.status.value = f"<span style='color:{color}'>● {state}</span> &nbsp; {text}"
+
+    def _show_message(self, text: str) -> None:
+        self.message.value = (f"<div style='background:#fdecea;border-left:4px solid #b00020;"
+                              f"padding:6px 10px;white-space:pre-wrap'>{html.escape(text)}</div>"
+                              if text else "")
+        self.message.layout.display = None if text else "none"
+
+    @property
+    def status_text(self) -> str:
+        """The status line as plain text (for checks and tests)."""
+        import re
+
+        return html.unescape(re.sub(r"<[^>]+>", "", self.status.value)).replace("\xa0", " ")
+
+    @property
+    def message_text(self) -> str:
+        """The error/refusal message shown in the panel, as plain text ('' if none)."""
+        import re
+
+        return html.unescape(re.sub(r"<[^>]+>", "", self.message.value))
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict:
+        return self.widget._repr_mimebundle_(**kwargs)

@@ -1,0 +1,118 @@
+"""The control panel in a real browser: JupyterLab 4, Notebook 7 and Voila.
+
+What a learner does, checked in headless chromium: open the notebook, run it, see the
+panel and the plot (with the 3 points of the notebook's own run), click Run, see the loss
+curve gain points while training goes on, click Stop, see the status say stopped.
+Screenshots go to $FTLAB_SHOTS (default /tmp/ftlab-shots).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+NOTEBOOK, TOKEN = "panel.ipynb", "ftlab-test"  # as served by conftest.py
+SHOTS = Path(os.environ.get("FTLAB_SHOTS", "/tmp/ftlab-shots"))
+pytestmark = pytest.mark.browser
+
+# number of points in the train-loss trace, from plotly's own data on the graph div and
+# from the drawn markers' parent path (-1 while no plot is there)
+POINTS = """(root) => { const g = (root || document).querySelector('.js-plotly-plot');
+  if (!g || !g.data || !g.data[0]) return -1;
+  return (g.data[0].x || []).length; }"""
+NB_PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"
+KERNEL_IDLE = """() => { const w = window.jupyterapp?.shell?.currentWidget;
+    return w?.sessionContext?.session?.kernel?.status === 'idle'; }"""
+SLOW = 180_000  # ms: the machine may be shared with training runs
+
+
+def points(page, scope: str = "") -> int:
+    return page.evaluate(f"() => ({POINTS})(document.querySelector('{scope or 'body'}'))")
+
+
+def wait_points(page, at_least: int, scope: str = "") -> None:
+    page.wait_for_function(
+        f"() => ({POINTS})(document.querySelector('{scope or 'body'}')) >= {at_least}",
+        timeout=SLOW)
+
+
+def assert_widgets_rendered(root) -> None:
+    from playwright.sync_api import expect
+
+    expect(root.locator("button.jupyter-button", has_text="Run").first).to_be_visible(
+        timeout=SLOW)
+    expect(root.locator("button.jupyter-button", has_text="Stop").first).to_be_visible()
+    expect(root.locator(".widget-slider").first).to_be_visible()
+    expect(root.locator(".js-plotly-plot").first).to_be_visible(timeout=SLOW)
+    expect(root.get_by_text("Browser test panel", exact=True)).to_be_visible()
+    assert root.get_by_text("Error displaying widget").count() == 0
+    assert root.get_by_text("Loading widget...").count() == 0
+
+
+def run_and_stop(page, root, scope: str, name: str) -> None:
+    """Click Run, see the curve grow while training goes on, click Stop, see 'stopped'."""
+    from playwright.sync_api import expect
+
+    before = points(page, scope)
+    root.locator("button.jupyter-button", has_text="Run").first.click()
+    wait_points(page, before + 2, scope)  # live: points arrive while the run goes on
+    expect(root.get_by_text("running").first).to_be_visible()
+    root.locator("button.jupyter-button", has_text="Stop").first.click()
+    expect(root.get_by_text("stopped by you")).to_be_visible(timeout=SLOW)
+    after = points(page, scope)
+    assert before + 2 <= after < before + 200, (before, after)
+    page.screenshot(path=str(SHOTS / f"{name}_after_stop.png"), full_page=True)
+
+
+def test_jupyterlab_run_and_stop(lab_url, page):
+    from playwright.sync_api import expect
+
+    page.goto(f"{lab_url}/lab/tree/{NOTEBOOK}?token={TOKEN}&reset")
+    page.wait_for_function(KERNEL_IDLE, timeout=SLOW)
+    page.evaluate("window.jupyterapp.commands.execute('application:toggle-left-area')")
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    nbp = page.locator(NB_PANEL)
+    try:
+        assert_widgets_rendered(nbp)
+        wait_points(page, 3, NB_PANEL)  # the notebook's own panel.run(steps=3)
+        expect(nbp.locator(".widget-readout", has_text="200").first).to_be_visible(
+            timeout=SLOW)  # last cell ran: steps set to 200
+        expect(nbp.get_by_text("completed at step 3")).to_be_visible()
+        page.screenshot(path=str(SHOTS / "lab_panel.png"), full_page=True)
+        run_and_stop(page, nbp, NB_PANEL, "lab")
+        assert not page.errors, page.errors
+    finally:
+        page.evaluate("window.jupyterapp.shell.currentWidget?.sessionContext?.shutdown()")
+
+
+def test_notebook7_renders_the_panel(lab_url, page):
+    from playwright.sync_api import expect
+
+    page.goto(f"{lab_url}/notebooks/{NOTEBOOK}?token={TOKEN}")
+    page.wait_for_function(KERNEL_IDLE, timeout=SLOW)
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    root = page.locator("body")
+    assert_widgets_rendered(root)
+    wait_points(page, 3)
+    expect(root.get_by_text("completed at step 3")).to_be_visible(timeout=SLOW)
+    page.screenshot(path=str(SHOTS / "notebook7_panel.png"), full_page=True)
+    page.evaluate("window.jupyterapp.shell.currentWidget?.sessionContext?.shutdown()")
+    # Notebook 7's own shell logs two errors of its own here ('filebrowser:open-path' not
+    # registered, a settings 'schema'); only errors from widgets or plots fail the test
+    ours = [e for e in page.errors if any(k in e.lower() for k in ("widget", "plotly", "model"))]
+    assert not ours, page.errors
+
+
+def test_voila_app_run_and_stop(voila_url, page):
+    page.goto(voila_url)
+    root = page.locator("body")
+    assert_widgets_rendered(root)
+    # Voila ran the notebook before the page attached: the 3 points are there only
+    # because the dashboard syncs the FigureWidget state (ftlab.widgets.figures.sync_state)
+    wait_points(page, 3)
+    assert points(page) == 3
+    page.screenshot(path=str(SHOTS / "voila_panel.png"), full_page=True)
+    run_and_stop(page, root, "", "voila")
+    assert not page.errors, page.errors
