@@ -142,13 +142,19 @@ def resolve_source(spec: str) -> str:
     return spec
 
 
+def _offline() -> bool:
+    # huggingface_hub reads HF_HUB_OFFLINE once, at import; ftlab honours it at call time,
+    # so an offline learner gets the "not found" message at once instead of after retries.
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+
+
 def load_tokenizer(spec: str = DEFAULT_MODEL):
     """The tokenizer of a model spec (pad token set, right padding for training)."""
     from transformers import AutoTokenizer
 
     source = resolve_source(spec)
     try:
-        tok = AutoTokenizer.from_pretrained(source)
+        tok = AutoTokenizer.from_pretrained(source, local_files_only=_offline())
     except OSError as e:
         raise _not_found(spec, e) from None
     if tok.pad_token is None:
@@ -205,7 +211,7 @@ def load_model(
 
     placement = choose_placement(device, dtype)
     tok = load_tokenizer(spec)
-    kwargs: dict[str, Any] = {"dtype": placement.dtype}
+    kwargs: dict[str, Any] = {"dtype": placement.dtype, "local_files_only": _offline()}
     if quantization is not None:
         kwargs["quantization_config"] = quantization
         kwargs["device_map"] = {"": placement.device}
@@ -223,7 +229,7 @@ def load_model(
 
 
 def _not_found(spec: str, err: Exception) -> ModelNotFoundError:
-    offline = os.environ.get("HF_HUB_OFFLINE") == "1" or "offline" in str(err).lower()
+    offline = _offline() or "offline" in str(err).lower()
     reason = "no network access to the model hub" if offline else "no such folder or hub model"
     return ModelNotFoundError(
         f"Model {spec!r} could not be loaded ({reason}). Use the embedded default "
