@@ -11,6 +11,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from ..config import PRESETS
 from ..data.benchmark import load_benchmark
 from ..data.probes import PROBE_TYPES, TOPICS, load_probes
 from ..data.tasks import TASKS, make_task
@@ -37,12 +38,13 @@ class SuitePreset:
 
 SUITE_PRESETS: dict[str, SuitePreset] = {
     # 10 items x 5 areas, 1 probe x 12 types, the first 16 test rows of the task
-    # (data.size 120, as the cpu training preset, so the test rows were never trained on).
+    # (the cpu training preset's data.size, so the test rows were never trained on).
     "cpu": SuitePreset(benchmark_per_area=10, probes_per_type=1, probe_max_new_tokens=128,
-                       task_size=120, task_rows=16, batch_size=16),
-    # 320 items, 120 probes, 400 test rows (data.size 2000): the gpu training preset's split.
+                       task_size=PRESETS["cpu"]["data.size"], task_rows=16, batch_size=16),
+    # 320 items, 120 probes, every test row of the gpu training preset's split.
     "gpu": SuitePreset(benchmark_per_area=None, probes_per_type=None,
-                       probe_max_new_tokens=256, task_size=2000, task_rows=None, batch_size=32),
+                       probe_max_new_tokens=256, task_size=PRESETS["gpu"]["data.size"],
+                       task_rows=None, batch_size=32),
 }
 
 
