@@ -157,11 +157,11 @@ class RunConfig:
             m = changes.pop("method")
             out.method = method_config(m) if isinstance(m, str) else m
         for key, value in changes.items():
-            obj, name = out._locate(ALIASES.get(key, key))
+            obj, name = out._locate(ALIASES.get(key, key), value)
             setattr(obj, name, value)
         return out
 
-    def _locate(self, key: str) -> tuple[Any, str]:
+    def _locate(self, key: str, value: Any) -> tuple[Any, str]:
         if "." in key:
             section, name = key.split(".", 1)
             obj = self.method if section == "method" else getattr(self, section, None)
@@ -172,7 +172,7 @@ class RunConfig:
                       if key in _names(o) and not dataclasses.is_dataclass(getattr(o, key))]
             if len(owners) == 1:
                 return owners[0], key
-        raise ConfigError(key, "?", "a knob of this run: " + ", ".join(sorted(self.knob_names())),
+        raise ConfigError(key, value, "a knob of this run: " + ", ".join(sorted(self.knob_names())),
                           f"Method {self.method.name!r} has: "
                           + (", ".join(_names(self.method)) or "no knobs") + ".")
 
