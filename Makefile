@@ -15,8 +15,24 @@ $(STAMP): pyproject.toml scripts/install.sh
 
 install: $(STAMP)
 
+# make lab LAB_PORT=8890 LAB_OPEN_BROWSER=no
+#   LAB_PORT          the port (empty: Jupyter's choice, 8888 or the next free one)
+#   LAB_OPEN_BROWSER  yes | no (empty: Jupyter's choice, a browser if it finds one; headless,
+#                     it finds none and says so). Either way Jupyter prints the URL with its token.
+# As root (containers, cloud VMs, CI) Jupyter refuses to start without --allow-root: add it, say so.
+LAB_PORT         ?=
+LAB_OPEN_BROWSER ?=
+LAB_AS_ROOT       = $(filter 0,$(shell id -u))
+LAB_FLAGS         = $(if $(LAB_PORT),--port=$(LAB_PORT)) \
+                    $(if $(filter no,$(LAB_OPEN_BROWSER)),--no-browser) \
+                    $(if $(filter yes,$(LAB_OPEN_BROWSER)),--ServerApp.open_browser=True) \
+                    $(if $(LAB_AS_ROOT),--allow-root)
+LAB_ROOT_NOTE     = make lab: running as root, so Jupyter gets --allow-root (it refuses root without it)
+
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks/
+	$(if $(filter-out yes no,$(LAB_OPEN_BROWSER)),$(error LAB_OPEN_BROWSER=$(LAB_OPEN_BROWSER): use yes or no))
+	$(if $(LAB_AS_ROOT),@echo "$(LAB_ROOT_NOTE)")
+	$(strip $(VENV)/bin/jupyter lab notebooks/ $(LAB_FLAGS))
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
