@@ -1,15 +1,20 @@
-"""Checks done by code: instruction checkers, output parsers and stray-token detection.
+"""Checks done by code: instruction checkers, content checks, output parsers and
+stray-token detection.
 
 Every check is a pure function of the output text, so each can be unit-tested on
 hand-written outputs (empty, only template tokens, JSON with trailing text ...).
-An empty answer fails every instruction: saying nothing is not obeying.
+An empty answer fails every instruction: saying nothing is not obeying. An instruction
+probe needs both halves: the format the instruction asks for (``check_instruction``) and
+an answer that addresses the request (``check_content``: on topic, with substance).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+
+from ..answers import has_word, words
 
 # Template debris of other formats, or of this one where it does not belong.
 STRAY_MARKERS: tuple[str, ...] = (
@@ -19,18 +24,9 @@ STRAY_MARKERS: tuple[str, ...] = (
 END_OF_TURN = "<|im_end|>"
 
 _BULLET = re.compile(r"^\s*[*\-•]\s+(.*)$", re.MULTILINE)
-_WORD = re.compile(r"[A-Za-z0-9]+(?:['’][A-Za-z]+)*")
 _FENCE = re.compile(r"^```(?:json)?\s*\n?(.*?)\n?```$", re.DOTALL)
-
-
-def words(text: str) -> list[str]:
-    """Words as a reader counts them (``don't`` is one word, punctuation is none)."""
-    return _WORD.findall(text)
-
-
-def has_word(text: str, word: str) -> bool:
-    """Whole-word, case-insensitive: "cat" is in "the cat sat", not in "category"."""
-    return re.search(rf"(?<![A-Za-z0-9]){re.escape(word)}(?![A-Za-z0-9])", text, re.I) is not None
+# ``words`` and ``has_word`` (a word as a reader counts it, a whole-word match) are defined
+# once, in ftlab.answers, and imported above: the rewards count the same words.
 
 
 def parse_json_only(text: str) -> object | None:
@@ -99,5 +95,61 @@ CHECKERS: dict[str, Checker] = {
 
 
 def check_instruction(kind: str, text: str, kwargs: dict | None = None) -> bool:
-    """Whether ``text`` obeys an instruction of type ``kind`` (see ``CHECKERS``)."""
+    """Whether ``text`` obeys an instruction of type ``kind`` (see ``CHECKERS``): its format
+    only. ``check_content`` says whether the answer did what was asked at all."""
     return bool(CHECKERS[kind](text, **(kwargs or {})))
+
+
+# -- content: an answer must address the request, or no format it keeps counts ----------
+# Format alone is met vacuously: "positive" is all lower case, has no commas, fewer than
+# 20 words and avoids any word you like. So a probe also asks that the answer be about the
+# probe's topic and say something: at least MIN_SUBSTANCE_WORDS words (fewer only when the
+# instruction itself asks for fewer), not one word repeated.
+MIN_SUBSTANCE_WORDS = 5  # a short sentence: "The ocean is very deep."
+MIN_DISTINCT_WORDS = 3  # "ocean ocean ocean ocean ocean" says one thing
+# Endings that keep a topic word's meaning: wave -> waves, bake -> baked, cloud -> cloudy.
+TOPIC_ENDINGS: tuple[str, ...] = ("s", "es", "d", "ed", "ing", "er", "ers", "y", "ly", "ies")
+_TEMPLATE = re.compile(r"<\|[^|\s]*\|>|" + "|".join(re.escape(m) for m in STRAY_MARKERS))
+
+
+def content_words(text: str) -> list[str]:
+    """The answer's ``words`` once template debris ("<|im_start|>", "### Answer:") is gone."""
+    return words(_TEMPLATE.sub(" ", text))
+
+
+def on_topic(text: str, topic_words: Sequence[str]) -> bool:
+    """Does the answer use a word of its topic (or the word plus a common ending)?
+
+    Case-insensitive; a possessive ("cat's") and each part of a compound ("sea-salt") count.
+    With no topic words, any answer is on topic.
+    """
+    if not topic_words:
+        return True
+    stems = {w.lower() for w in topic_words}
+    for word in content_words(text):
+        for part in re.sub(r"['’]s$", "", word.lower()).split("-"):
+            if part in stems or any(part.endswith(e) and part[:-len(e)] in stems
+                                    for e in TOPIC_ENDINGS):
+                return True
+    return False
+
+
+def substance_needed(kind: str, kwargs: dict | None = None) -> int:
+    """Words an answer needs to count as saying something: MIN_SUBSTANCE_WORDS, fewer only
+    when the instruction caps the length below that ("fewer than 3 words" needs 2)."""
+    if kind == "max_words":
+        return max(1, min(MIN_SUBSTANCE_WORDS, int((kwargs or {})["n"]) - 1))
+    return MIN_SUBSTANCE_WORDS
+
+
+def has_substance(text: str, needed: int = MIN_SUBSTANCE_WORDS) -> bool:
+    """At least ``needed`` words, not one word over and over."""
+    found = [w.lower() for w in content_words(text)]
+    return len(found) >= needed and len(set(found)) >= min(needed, MIN_DISTINCT_WORDS)
+
+
+def check_content(kind: str, text: str, kwargs: dict | None = None,
+                  topic_words: Sequence[str] = ()) -> dict[str, bool]:
+    """The content half of a probe: {"on_topic": ..., "substance": ...}."""
+    return {"on_topic": on_topic(text, topic_words),
+            "substance": has_substance(text, substance_needed(kind, kwargs))}

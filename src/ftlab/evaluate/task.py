@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 from tqdm.auto import tqdm
 
+from ..answers import gives_number, same_value
 from ..data.tasks import EXTRACTION_KEYS, SENTIMENT_LABELS
 from ..generation import Answer, generate_answers
 from .checks import find_json_object, parse_json_only
@@ -23,26 +24,18 @@ MAX_NEW_TOKENS: dict[str, int] = {"arithmetic": 48, "extraction": 64, "sentiment
 DEFAULT_MAX_NEW_TOKENS = 64
 
 
-def _norm(text: str) -> str:
-    return re.sub(r"\s+", " ", text).strip().strip(".!").strip().lower()
-
-
-def _numbers(text: str) -> list[int]:
-    return [int(x) for x in re.findall(r"-?\d+", text.replace(",", ""))]
-
-
+# What an answer says (its last number, a field's value) is defined once, in ftlab.answers.
 def _score_arithmetic(text: str, meta: dict) -> dict[str, bool]:
-    nums = _numbers(text)
-    return {"correct": bool(nums) and nums[-1] == meta["number"]}
+    return {"correct": gives_number(text, meta["number"])}
 
 
 def _score_extraction(text: str, meta: dict) -> dict[str, bool]:
     obj = find_json_object(text) or {}
-    return {k: _norm(str(obj.get(k, ""))) == _norm(str(v)) for k, v in meta["fields"].items()}
+    return {k: same_value(obj.get(k, ""), v) for k, v in meta["fields"].items()}
 
 
 def _score_exact(text: str, meta: dict) -> dict[str, bool]:
-    return {"exact": _norm(text) == _norm(str(meta["answer"]))}
+    return {"exact": same_value(text, meta["answer"])}
 
 
 SCORERS: dict[str, Callable[[str, dict], dict[str, bool]]] = {

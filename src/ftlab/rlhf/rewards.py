@@ -8,10 +8,10 @@ list[float]``, and is also callable the way TRL's ``GRPOTrainer`` calls a reward
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from ..answers import count_words, is_correct
 from ..errors import DatasetError
 from .prompts import Messages, Prompt, completion_text, question_of
 
@@ -52,39 +52,8 @@ class RewardFunction:
 
 
 # ---------------------------------------------------------------------------- checking answers
-
-_NUMBER = re.compile(r"(?<![\d.,])-?\d+(?:,\d{3})*(?:\.\d+)?")
-
-
-def count_words(text: str) -> int:
-    """Length in whitespace-separated words: the unit every length knob here uses."""
-    return len(text.split())
-
-
-def _as_number(text: str) -> float | None:
-    try:
-        return float(text.replace(",", ""))
-    except ValueError:
-        return None
-
-
-def is_correct(completion: str, answers: Sequence[str]) -> bool:
-    """Does the completion give one of the accepted answers?
-
-    A numeric answer must be the *last* number in the completion, compared as a number
-    (so "176" is not "76", and "5 + 3 = 8" does not count as answering 5). A word answer
-    must appear as a whole word or phrase, case-insensitively ("Paris", not "Parisian").
-    """
-    numbers = _NUMBER.findall(completion)
-    last = _as_number(numbers[-1]) if numbers else None
-    for answer in answers:
-        expected = _as_number(answer)
-        if expected is not None:
-            if last is not None and last == expected:
-                return True
-        elif re.search(rf"(?<!\w){re.escape(answer)}(?!\w)", completion, re.IGNORECASE):
-            return True
-    return False
+# Correctness and length are defined once, in ``ftlab.answers`` (imported above, so
+# ``ftlab.rlhf.is_correct`` and ``count_words`` are the very same functions).
 
 
 def gold_score(completion: str, answers: Sequence[str], target_words: int = 15) -> float:
