@@ -6,8 +6,9 @@ import re
 import pytest
 
 from ftlab.data.formats import check_row
-from ftlab.data.tasks import EXTRACTION_KEYS, TASKS, make_task
+from ftlab.data.tasks import EXTRACTION_KEYS, HELD_OUT, TASKS, held_out, make_task
 from ftlab.errors import ConfigError
+from ftlab.evaluate.suite import SUITE_PRESETS, suite_rows
 
 
 def _prompts(rows):
@@ -16,11 +17,48 @@ def _prompts(rows):
 
 @pytest.mark.parametrize("name", list(TASKS))
 def test_splits_are_disjoint_and_sized(name):
-    s = make_task(name, 500, seed=3)
+    s = make_task(name, 500, seed=3, n_val=50)
     train, val, test = _prompts(s.train), _prompts(s.validation), _prompts(s.test)
-    assert (len(s.train), len(s.validation), len(s.test)) == (300, 100, 100)
-    assert len(train) == 300 and len(val) == 100 and len(test) == 100  # no duplicates inside
+    n_test = HELD_OUT["test"]
+    assert (len(s.train), len(s.validation), len(s.test)) == (500, 50, n_test)
+    assert len(train) == 500 and len(val) == 50 and len(test) == n_test  # no duplicates
     assert not train & val and not train & test and not val & test
+
+
+def _largest(name: str) -> int:
+    try:
+        make_task(name, 5000, seed=0)
+        return 5000
+    except ConfigError as e:  # sentiment has fewer distinct prompts than that
+        return int(e.expected.split()[2])
+
+
+@pytest.mark.parametrize("name", list(TASKS))
+@pytest.mark.parametrize("seed", [0, 1, 7])
+def test_held_out_rows_never_appear_in_training_at_any_size(name, seed):
+    pool = held_out(name, seed)
+    held = _prompts(pool.validation + pool.test)
+    sizes = sorted({10, 16, 20, 30, 40, 50, 60, 80, 120, 500, 2000, _largest(name)})
+    for size in sizes:
+        s = make_task(name, size, seed=seed)
+        assert len(s.train) == size
+        assert not _prompts(s.train) & held, f"size {size}: a held-out row was trained on"
+        assert s.validation == pool.validation and s.test == pool.test  # same at every size
+    # what every suite scores for this task is inside the pool
+    for preset in SUITE_PRESETS.values():
+        for split in ("test", "validation"):
+            assert _prompts(suite_rows(preset, name, seed, split)) <= held
+
+
+def test_the_old_leak_is_gone_size_40_seed_0():
+    # Before: at data.size 40 all 16 of the cpu suite's test rows were training rows.
+    rows = suite_rows(SUITE_PRESETS["cpu"], "arithmetic", 0, "test")
+    assert len(rows) == 16
+    assert not _prompts(make_task("arithmetic", 40, seed=0).train) & _prompts(rows)
+
+
+def test_a_larger_size_adds_rows_to_a_smaller_ones():
+    assert make_task("arithmetic", 100).train[:30] == make_task("arithmetic", 30).train
 
 
 @pytest.mark.parametrize("name", list(TASKS))
@@ -38,9 +76,11 @@ def test_rows_are_chats_with_an_answer(name):
 
 
 @pytest.mark.parametrize("name", list(TASKS))
-def test_largest_size_is_reachable(name):
-    s = make_task(name, 5000, seed=1)
-    assert len(_prompts(s.train + s.validation + s.test)) == 5000
+def test_largest_size_is_reachable_or_says_how_many_there_are(name):
+    n = _largest(name)
+    assert n >= 4000
+    s = make_task(name, n, seed=1)
+    assert len(_prompts(s.train + s.validation + s.test)) == n + sum(HELD_OUT.values())
 
 
 def test_arithmetic_answers_are_right():
@@ -68,7 +108,8 @@ def test_sentiment_is_one_word_and_balanced():
 
 @pytest.mark.parametrize("bad", [{"name": "poetry", "n": 100}, {"name": "arithmetic", "n": 9},
                                  {"name": "arithmetic", "n": 5001},
-                                 {"name": "arithmetic", "n": 100, "val_fraction": 0.9}])
+                                 {"name": "arithmetic", "n": 100, "n_val": 0},
+                                 {"name": "arithmetic", "n": 100, "n_val": 201}])
 def test_bad_requests_raise_config_error(bad):
     with pytest.raises(ConfigError):
         make_task(**bad)

@@ -55,9 +55,11 @@ def test_early_stopping_restores_best_checkpoint(runs_dir):
                **{"eval.samples": 0})
     result = train(cfg, progress=False)
     assert result.status == "early_stopped" and result.final["steps"] < 30
-    vals = [e["val_loss"] for e in result.evals]
-    best = min(vals)
-    assert vals[-1] > best and result.final["val_loss"] == best
+    during = [e["val_loss"] for e in result.evals[:-1]]  # the last one: the returned model
+    best = min(during)
+    f = result.final
+    assert f["last_val_loss"] > best and f["best_val_loss"] == best and f["restored_best"]
+    assert f["final_val_loss"] == pytest.approx(best, rel=1e-4)
     again = dataset_loss(result.model, result.tokenizer, result.splits.validation)
     assert again == pytest.approx(best, rel=0.02), "the model does not hold the best weights"
 
@@ -99,7 +101,7 @@ def test_a_killed_run_is_marked_interrupted(runs_dir):
 
 
 def test_a_failing_run_keeps_what_it_measured(runs_dir):
-    def broken_probe(model, tok):
+    def broken_probe(model, tok, ctx):
         if model.training is False and len(calls) == 1:
             raise RuntimeError("probe exploded")
         calls.append(1)
@@ -114,7 +116,7 @@ def test_a_failing_run_keeps_what_it_measured(runs_dir):
 
 
 def test_out_of_memory_message_says_what_to_lower(runs_dir):
-    def oom(model, tok):
+    def oom(model, tok, ctx):
         if len(calls) == 1:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         calls.append(1)
@@ -143,9 +145,66 @@ def test_user_jsonl_dataset_trains(runs_dir, tmp_path):
 
 
 def test_lab_evaluators_add_metrics_to_every_evaluation(runs_dir):
-    result = train(tiny(), evaluators={"norm": lambda m, t: {"weight_norm": 1.0}},
-                   progress=False)
-    assert [e["metrics"]["weight_norm"] for e in result.evals] == [1.0, 1.0, 1.0]
+    seen = []
+
+    def norm(model, tok, ctx):
+        seen.append((ctx.step, ctx.full, len(ctx.splits.validation)))
+        return {"weight_norm": 1.0}
+
+    result = train(tiny(), evaluators={"norm": norm}, progress=False)
+    assert [e["metrics"]["norm.weight_norm"] for e in result.evals] == [1.0, 1.0, 1.0]
+    assert seen == [(0, True, 24), (3, False, 24), (6, True, 24)]
+
+
+def test_evaluators_report_under_their_own_names_and_never_overwrite(runs_dir):
+    from ftlab.callbacks import EvalContext, run_evaluators
+    from ftlab.evaluate import EvalResult
+
+    ctx = EvalContext(step=0, config=None, splits=None, full=True)
+    both = run_evaluators({"a": lambda m, t, c: {"score": 1.0},
+                           "b": lambda m, t, c: EvalResult("b", 0.5, 2, {"x": 0.25})},
+                          None, None, ctx)
+    assert both == {"a.score": 1.0, "b.score": 0.5, "b.x": 0.25}
+    with pytest.raises(ValueError, match="'a.b.c' twice"):
+        run_evaluators({"a": lambda m, t, c: {"b.c": 1.0}, "a.b": lambda m, t, c: {"c": 2.0}},
+                       None, None, ctx)
+
+
+def test_ends_only_evaluators_run_before_and_after_training_only(runs_dir):
+    calls = []
+
+    def costly(model, tok, ctx):
+        calls.append(ctx.step)
+        return {"x": 1.0}
+
+    costly.when = "ends"
+    train(tiny(steps=6, eval_every=2), evaluators={"costly": costly}, progress=False)
+    assert calls == [0, 6]
+
+
+def test_a_lab_adds_its_own_trainer_callback(runs_dir):
+    from transformers import TrainerCallback
+
+    class CountSteps(TrainerCallback):
+        n = 0
+
+        def on_step_end(self, args, state, control, **kw):
+            CountSteps.n += 1
+
+    train(tiny(steps=4), callbacks=[CountSteps()], progress=False)
+    assert CountSteps.n == 4
+
+
+def test_the_same_run_again_is_loaded_not_trained(runs_dir):
+    first = train(tiny(steps=2), progress=False)
+    events = []
+    again = train(tiny(steps=2), reuse=True, on_event=events.append, progress=False)
+    assert again.from_cache and again.path == first.path and again.model is None
+    assert again.final == first.final and again.evals == first.evals
+    assert [e.kind for e in events][0] == "start" and events[-1].kind == "end"
+    assert len([e for e in events if e.kind == "step"]) == 2  # a dashboard redraws it
+    other = train(tiny(steps=2, seed=1), reuse=True, progress=False)
+    assert not other.from_cache and other.path != first.path
 
 
 def test_saved_weights_reload_as_the_trained_model(runs_dir):

@@ -23,10 +23,10 @@ from .models import DEFAULT_MODEL
 
 PRESETS: dict[str, dict[str, Any]] = {
     # cpu: a run of the real model takes about a minute on 2 cores.
-    "cpu": {"data.size": 120, "data.max_length": 128, "train.max_steps": 24,
+    "cpu": {"data.size": 72, "data.val_size": 24, "data.max_length": 128, "train.max_steps": 24,
             "train.batch_size": 8, "eval.every": 8, "eval.samples": 2},
     # gpu: classroom scale, minutes on one GPU.
-    "gpu": {"data.size": 2000, "data.max_length": 256, "train.max_steps": 300,
+    "gpu": {"data.size": 1200, "data.val_size": 200, "data.max_length": 256, "train.max_steps": 300,
             "train.batch_size": 16, "eval.every": 25, "eval.samples": 4},
 }
 
@@ -38,8 +38,12 @@ class DataConfig:
     task: str = knob("arithmetic", "Generated task to train on (ignored when path is set).")
     path: str | None = knob(None, "A JSONL file of your own rows (messages, or prompt and "
                             "completion); split 60/20/20.", optional=True)
-    size: int | None = knob(None, "Total examples generated (60% train, 20% val, 20% test).",
+    size: int | None = knob(None, "Training examples generated. Validation and test rows come "
+                            "from a held-out pool fixed by the seed, the same at every size.",
                             low=10, high=5000, optional=True)
+    val_size: int | None = knob(None, "Held-out rows whose loss is measured at every "
+                                "evaluation (the same rows at every training size).",
+                                low=1, high=200, optional=True)
     format: str = knob("chat", "How training rows are rendered; 'chat' is the model's own "
                        "template.", choices=tuple(FORMATS))
     corruption_rate: float = knob(0.0, "Share of training rows rendered in the corruption "
@@ -85,6 +89,24 @@ class EvalConfig:
 
 
 @dataclass
+class RLConfig:
+    """Policy optimisation (GRPO, see ``ftlab.rl``): what is rewarded, how far it may drift.
+
+    A run with an ``rl`` section optimises the method's trainable parameters (the policy's
+    adapters) against a proxy reward on a prompt set; the gold reward is measured on the
+    same completions and never optimised.
+    """
+
+    reward: str = knob("length_proxy", "The proxy reward that is optimised.",
+                       choices=("length_proxy", "learned"))
+    kl: float = knob(0.02, "KL coefficient (beta): how strongly the policy is held near the "
+                     "reference model.", low=0.0, high=10.0)
+    generations: int = knob(4, "Completions sampled per prompt (GRPO compares them).",
+                            low=2, high=64)
+    max_completion_length: int = knob(48, "Longest completion, in tokens.", low=4, high=2048)
+
+
+@dataclass
 class RunConfig:
     """Everything that defines a run; its hash names the run."""
 
@@ -104,11 +126,13 @@ class RunConfig:
                       choices=("auto", "float32", "bfloat16", "float16"))
     save_weights: bool = knob(False, "Also save the adapter (or full weights) in the run "
                               "folder.", choices=(True, False))
+    rl: RLConfig | None = None  # set: a policy-optimisation run instead of supervised
 
     def __post_init__(self) -> None:
         if isinstance(self.method, str):
             self.method = method_config(self.method)
-        for name, cls in (("data", DataConfig), ("train", TrainConfig), ("eval", EvalConfig)):
+        for name, cls in (("data", DataConfig), ("train", TrainConfig), ("eval", EvalConfig),
+                          ("rl", RLConfig)):
             if isinstance(getattr(self, name), dict):
                 setattr(self, name, cls(**getattr(self, name)))
 
@@ -168,8 +192,9 @@ class RunConfig:
             if obj is not None and dataclasses.is_dataclass(obj) and name in _names(obj):
                 return obj, name
         else:
-            owners = [o for o in (self, self.data, self.train, self.eval, self.method)
-                      if key in _names(o) and not dataclasses.is_dataclass(getattr(o, key))]
+            owners = [o for o in (self, self.data, self.train, self.eval, self.method, self.rl)
+                      if o is not None and key in _names(o)
+                      and not dataclasses.is_dataclass(getattr(o, key))]
             if len(owners) == 1:
                 return owners[0], key
         raise ConfigError(key, value, "a knob of this run: " + ", ".join(sorted(self.knob_names())),
@@ -181,7 +206,9 @@ class RunConfig:
         for section in ("data", "train", "eval"):
             names |= {f"{section}.{n}" for n in _names(getattr(self, section))}
         names |= {f"method.{n}" for n in _names(self.method)}
-        return names | {n for n in _names(self) if n not in ("data", "train", "eval")}
+        if self.rl is not None:
+            names |= {f"rl.{n}" for n in _names(self.rl)}
+        return names | {n for n in _names(self) if n not in ("data", "train", "eval", "rl")}
 
     # -- (de)serialising ---------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -189,6 +216,7 @@ class RunConfig:
         d["method"] = self.method.to_dict()
         for section in ("data", "train", "eval"):
             d[section] = dataclasses.asdict(d[section])
+        d["rl"] = None if self.rl is None else dataclasses.asdict(self.rl)
         return d
 
     @classmethod

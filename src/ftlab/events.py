@@ -39,6 +39,7 @@ class StepLogged(Event):
     learning_rate: float
     grad_norm: float | None
     elapsed_s: float
+    metrics: dict = field(default_factory=dict)  # per-step numbers (RL: rewards, KL, length)
 
 
 @dataclass
@@ -50,7 +51,8 @@ class EvalLogged(Event):
     best_val_loss: float
     best_step: int
     elapsed_s: float
-    metrics: dict = field(default_factory=dict)  # extra measurements a lab adds
+    metrics: dict = field(default_factory=dict)  # namespaced: {"probes.score": 0.3, ...}
+    full: bool = True  # every evaluator ran (first and final evaluation), not only "always"
 
 
 @dataclass
@@ -63,7 +65,7 @@ class SamplesLogged(Event):
 @dataclass
 class RunEnded(Event):
     kind: ClassVar[str] = "end"
-    status: str  # completed | stopped | early_stopped | failed
+    status: str  # completed | stopped | early_stopped | interrupted | failed
     step: int
     error: str | None
     final: dict

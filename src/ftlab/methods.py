@@ -30,6 +30,9 @@ class MethodConfig:
     name: ClassVar[str] = ""
     default_lr: ClassVar[float] = 1e-4  # a learning rate that moves this method in a few steps
     summary: ClassVar[str] = ""
+    # Before its first step the trained model computes exactly what the base model does
+    # (full: it is the base; LoRA: B starts at zero), so the base's scores can be reused.
+    starts_as_base: ClassVar[bool] = False
 
     def quantization(self, placement) -> Any:
         """A transformers ``BitsAndBytesConfig`` when the base is loaded quantized."""
@@ -50,6 +53,7 @@ class FullFinetune(MethodConfig):
     name: ClassVar[str] = "full"
     default_lr: ClassVar[float] = 5e-5
     summary: ClassVar[str] = "all weights trained: most capacity, most memory, most forgetting"
+    starts_as_base: ClassVar[bool] = True
 
 
 @dataclass
@@ -59,6 +63,7 @@ class Lora(MethodConfig):
     name: ClassVar[str] = "lora"
     default_lr: ClassVar[float] = 1e-3
     summary: ClassVar[str] = "low-rank adapters beside frozen weights"
+    starts_as_base: ClassVar[bool] = True
     r: int = knob(8, "LoRA rank: the width of the low-rank update; more = more capacity.",
                   low=1, high=256)
     alpha: float = knob(16.0, "LoRA alpha: the update is scaled by alpha / r.",
@@ -81,6 +86,7 @@ class QLora(Lora):
 
     name: ClassVar[str] = "qlora"
     summary: ClassVar[str] = "LoRA adapters on a 4-bit frozen base"
+    starts_as_base: ClassVar[bool] = False  # the 4-bit base differs from the base
     quant_type: str = knob("nf4", "4-bit data type: NormalFloat4 (nf4) or plain fp4.",
                            choices=("nf4", "fp4"))
     double_quant: bool = knob(True, "Also quantize the quantization constants (saves ~0.4 bit "

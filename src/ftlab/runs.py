@@ -9,6 +9,8 @@ pid that is gone; ``load_run`` reports it as ``interrupted``.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 import platform
@@ -72,7 +74,8 @@ class RunWriter:
         path.mkdir(parents=True)
         self.path = path
         write_json(path / "config.json", config.to_dict())
-        write_json(path / "env.json", environment(device, config.seed))
+        self.env = environment(device, config.seed)
+        write_json(path / "env.json", self.env)
         self.set_status("running")
         self._metrics = open(path / "metrics.jsonl", "a", encoding="utf-8")  # noqa: SIM115
 
@@ -94,34 +97,69 @@ class RunWriter:
 
 @dataclass
 class Run:
-    """A run folder read back: config, status, per-step and per-eval records, final figures."""
+    """One run, live or read back: the same record either way.
+
+    ``train()`` returns it with the trained ``model`` (and ``tokenizer``, ``splits``);
+    ``load_run(path)`` reads the same fields back from the folder (``model`` is then
+    ``None``: ``load_trained(path)`` rebuilds it when weights were saved).
+    """
 
     path: Path
     config: RunConfig
     status: str
-    env: dict
+    env: dict = field(default_factory=dict)
     steps: list[dict] = field(default_factory=list)
     evals: list[dict] = field(default_factory=list)
     samples: list[dict] = field(default_factory=list)
-    result: dict = field(default_factory=dict)
+    final: dict = field(default_factory=dict)
     error: str | None = None
+    cache_key: str | None = None
+    from_cache: bool = False  # loaded from an earlier identical run instead of trained
+    model: Any = field(default=None, repr=False, compare=False)
+    tokenizer: Any = field(default=None, repr=False, compare=False)
+    splits: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def run_dir(self) -> Path:
+        return self.path
 
     @property
     def name(self) -> str:
         return self.path.name
 
-    @property
-    def final(self) -> dict:
-        return self.result.get("final", {})
+    def metric(self, name: str, at: str = "final") -> float | None:
+        """A namespaced evaluator metric at the first (``"first"``) or final evaluation."""
+        evals = [e for e in self.evals if e.get("full", True)]
+        if not evals:
+            return None
+        return (evals[0] if at == "first" else evals[-1]).get("metrics", {}).get(name)
+
+    def curve(self, name: str) -> tuple[list[int], list[float]]:
+        """``(steps, values)`` of a metric: ``val_loss``, ``loss`` or a namespaced one."""
+        if name == "loss":
+            return [s["step"] for s in self.steps], [s["loss"] for s in self.steps]
+        pts = [(e["step"], e[name] if name in e else e.get("metrics", {}).get(name))
+               for e in self.evals]
+        if all(v is None for _, v in pts):
+            pts = [(s["step"], s.get("metrics", {}).get(name)) for s in self.steps]
+        pts = [(x, y) for x, y in pts if y is not None]
+        return [x for x, _ in pts], [y for _, y in pts]
 
     def summary(self) -> dict:
         f = self.final
         return {"run": self.name, "method": self.config.method.name, "status": self.status,
                 "hash": self.config.hash(), "steps": f.get("steps"),
-                "train_loss": f.get("train_loss"), "val_loss": f.get("val_loss"),
+                "train_loss": f.get("train_loss"), "val_loss": f.get("final_val_loss"),
                 "best_val_loss": f.get("best_val_loss"),
                 "trainable_params": f.get("params", {}).get("trainable"),
                 "peak_memory_bytes": f.get("peak_memory_bytes"), "wall_s": f.get("wall_s")}
+
+    def to_dict(self) -> dict:
+        return {"status": self.status, "run_dir": str(self.path), "final": self.final,
+                "config": self.config.to_dict(), "cache_key": self.cache_key}
+
+
+TrainResult = Run  # the name earlier notebooks used for what train() returns
 
 
 def _pid_alive(pid: int) -> bool:
@@ -143,8 +181,10 @@ def load_run(path: str | Path) -> Run:
     status = status_rec.get("status", "interrupted")
     if status == "running" and not _pid_alive(int(status_rec.get("pid", -1))):
         status = "interrupted"
+    result = _read_json(p / "result.json") or {}
     run = Run(path=p, config=config, status=status, env=_read_json(p / "env.json") or {},
-              result=_read_json(p / "result.json") or {}, error=status_rec.get("error"))
+              final=result.get("final", {}), error=status_rec.get("error"),
+              cache_key=result.get("cache_key"))
     metrics = p / "metrics.jsonl"
     if metrics.is_file():
         for line in metrics.read_text(encoding="utf-8").splitlines():
@@ -172,12 +212,49 @@ def list_runs(runs_dir: str | Path | None = None) -> list[Run]:
     return [load_run(p) for p in sorted(root.iterdir()) if (p / "config.json").is_file()]
 
 
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+    """ftlab's version and a digest of its source and data files: a cache never outlives
+    the code that measured it."""
+    from . import __version__
+
+    root = Path(__file__).parent
+    digest = hashlib.sha256()
+    for f in sorted(root.rglob("*")):
+        if f.is_file() and (f.suffix == ".py" or "files" in f.parts):
+            digest.update(f.relative_to(root).as_posix().encode())
+            digest.update(f.read_bytes())
+    return f"{__version__}+{digest.hexdigest()[:12]}"
+
+
+def cache_key(config: RunConfig, evaluators: dict | None = None) -> str:
+    """What makes two runs the same: the resolved config, the evaluators, ftlab's version.
+
+    ``config`` must be resolved (presets filled), so a panel's config, a notebook's and a
+    run folder's agree. An evaluator is named by its ``key`` attribute if it has one (the
+    suite and items it scores), else by its qualified name.
+    """
+    names = {name: getattr(fn, "key", None) or
+             f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+             for name, fn in (evaluators or {}).items()}
+    blob = json.dumps({"config": config.to_dict(), "evaluators": names,
+                       "ftlab": code_version()}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
 def find_run(config: RunConfig, runs_dir: str | Path | None = None,
-             status: str = "completed") -> Run | None:
-    """The newest finished run with exactly this config (its hash), for reuse."""
-    h = config.hash()
-    matches = [r for r in list_runs(runs_dir) if r.config.hash() == h and r.status == status]
-    return matches[-1] if matches else None
+             evaluators: dict | None = None,
+             status: tuple[str, ...] = ("completed", "early_stopped")) -> Run | None:
+    """The newest finished run of this config and evaluator set (resolved first), or None."""
+    key = cache_key(config.resolved(), evaluators)
+    root = runs_root(runs_dir)
+    if not root.is_dir():
+        return None
+    for p in sorted(root.iterdir(), reverse=True):
+        result = _read_json(p / "result.json")
+        if result and result.get("cache_key") == key and result.get("status") in status:
+            return load_run(p)
+    return None
 
 
 def compare(runs: list[Run]) -> list[dict]:

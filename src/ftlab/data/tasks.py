@@ -17,6 +17,7 @@ Facts (names, cities, products) are written here by hand; nothing is downloaded.
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 from collections.abc import Callable
@@ -129,17 +130,13 @@ TASKS: dict[str, Callable[[random.Random], Row]] = {
 }
 
 
-def make_task(name: str, n: int, seed: int = 0, val_fraction: float = 0.2,
-              test_fraction: float = 0.2) -> Splits:
-    """Generate ``n`` distinct examples of a task and split them without overlap."""
-    if name not in TASKS:
-        raise ConfigError("data.task", name, "one of " + ", ".join(map(repr, TASKS)),
-                          "Or give data.path to a JSONL file of your own.")
-    if not isinstance(n, int) or not 10 <= n <= 5000:
-        raise ConfigError("n", n, "a whole number >= 10 and <= 5000")
-    if not (0 < val_fraction and 0 < test_fraction and val_fraction + test_fraction < 1):
-        raise ConfigError("val_fraction + test_fraction", (val_fraction, test_fraction),
-                          "two fractions above 0 that sum to less than 1")
+HELD_OUT: dict[str, int] = {"validation": 200, "test": 400}
+"""Rows per split in a task's held-out pool. The pool is drawn first from the seed, so it
+is the same whatever training size is asked for, and no training row is ever in it."""
+
+
+def _distinct_rows(name: str, seed: int, n: int) -> list[Row]:
+    """The first ``n`` rows of the task's seeded stream with distinct prompts."""
     rng, seen, rows = random.Random(seed), set(), []
     attempts = 0
     while len(rows) < n:
@@ -150,7 +147,52 @@ def make_task(name: str, n: int, seed: int = 0, val_fraction: float = 0.2,
             seen.add(key)
             rows.append(row)
         elif attempts > 50 * n:
-            raise ConfigError("n", n, f"at most {len(rows)} distinct {name} examples")
-    n_val, n_test = max(1, int(n * val_fraction)), max(1, int(n * test_fraction))
-    return Splits(train=rows[n_val + n_test:], validation=rows[:n_val],
-                  test=rows[n_val:n_val + n_test])
+            limit = len(rows) - sum(HELD_OUT.values())
+            raise ConfigError("data.size", n - sum(HELD_OUT.values()),
+                              f"at most {limit} training examples of {name!r}",
+                              "The task has no more distinct prompts.")
+    return rows
+
+
+def make_task(name: str, n: int, seed: int = 0, n_val: int | None = None,
+              n_test: int | None = None) -> Splits:
+    """``n`` training rows of a task, and its held-out rows, without overlap.
+
+    Validation and test rows come from a held-out pool fixed by the seed (``HELD_OUT``):
+    runs of every size are measured on the same rows, and a training row at one size is
+    never a held-out row at another. Training rows follow the pool in the same seeded
+    stream, so a larger size adds rows to a smaller one's.
+    """
+    if name not in TASKS:
+        raise ConfigError("data.task", name, "one of " + ", ".join(map(repr, TASKS)),
+                          "Or give data.path to a JSONL file of your own.")
+    if isinstance(n, bool) or not isinstance(n, int) or not 10 <= n <= 5000:
+        raise ConfigError("data.size", n, "a whole number >= 10 and <= 5000")
+    n_val = HELD_OUT["validation"] if n_val is None else n_val
+    n_test = HELD_OUT["test"] if n_test is None else n_test
+    for field_name, value, most in (("data.val_size", n_val, HELD_OUT["validation"]),
+                                    ("n_test", n_test, HELD_OUT["test"])):
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
+            raise ConfigError(field_name, value, f"a whole number >= 1 and <= {most}",
+                              "Held-out rows come from a fixed pool of that size.")
+    rows = _stream(name, seed, sum(HELD_OUT.values()) + n)
+    pool_val = HELD_OUT["validation"]
+    return Splits(train=rows[sum(HELD_OUT.values()):], validation=rows[:n_val],
+                  test=rows[pool_val:pool_val + n_test])
+
+
+def held_out(name: str, seed: int = 0) -> Splits:
+    """The task's whole held-out pool for a seed (no training rows)."""
+    rows = _stream(name, seed, sum(HELD_OUT.values()))
+    return Splits(train=[], validation=rows[:HELD_OUT["validation"]],
+                  test=rows[HELD_OUT["validation"]:])
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_stream(name: str, seed: int, n: int) -> tuple[str, ...]:
+    return tuple(json.dumps(r) for r in _distinct_rows(name, seed, n))
+
+
+def _stream(name: str, seed: int, n: int) -> list[Row]:
+    # cached as JSON so that callers can never mutate a shared row
+    return [json.loads(r) for r in _cached_stream(name, seed, n)]

@@ -11,10 +11,9 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ..config import PRESETS
 from ..data.benchmark import load_benchmark
 from ..data.probes import PROBE_TYPES, TOPICS, load_probes
-from ..data.tasks import TASKS, make_task
+from ..data.tasks import TASKS, held_out
 from ..errors import ConfigError
 from .benchmark import run_benchmark
 from .format import format_validity
@@ -31,20 +30,18 @@ class SuitePreset:
     benchmark_per_area: int | None  # items per area
     probes_per_type: int | None  # probes per instruction type
     probe_max_new_tokens: int
-    task_size: int  # examples generated, as the training preset's data.size: same splits
-    task_rows: int | None  # test rows scored (the first ones of the test split)
-    batch_size: int
+    task_rows: int | None  # held-out test rows scored (the first ones of the pool)
+    batch_size: int | None  # None: chosen from the machine
 
 
 SUITE_PRESETS: dict[str, SuitePreset] = {
-    # 10 items x 5 areas, 1 probe x 12 types, the first 16 test rows of the task
-    # (the cpu training preset's data.size, so the test rows were never trained on).
+    # 10 items x 5 areas, 1 probe x 12 types, the first 16 held-out test rows of the task
+    # (the held-out pool: never a training row at any data.size).
     "cpu": SuitePreset(benchmark_per_area=10, probes_per_type=1, probe_max_new_tokens=128,
-                       task_size=PRESETS["cpu"]["data.size"], task_rows=16, batch_size=16),
-    # 320 items, 120 probes, every test row of the gpu training preset's split.
+                       task_rows=16, batch_size=16),
+    # 320 items, 120 probes, every held-out test row.
     "gpu": SuitePreset(benchmark_per_area=None, probes_per_type=None,
-                       probe_max_new_tokens=256, task_size=PRESETS["gpu"]["data.size"],
-                       task_rows=None, batch_size=32),
+                       probe_max_new_tokens=256, task_rows=None, batch_size=32),
 }
 
 
@@ -71,8 +68,9 @@ def probe_subset(per_type: int | None):
     return [p for p in probes if p.id in keep]
 
 
-def _task_rows(p: SuitePreset, task: str, seed: int, split: str = "test") -> list[dict]:
-    return getattr(make_task(task, p.task_size, seed=seed), split)[:p.task_rows]
+def suite_rows(p: SuitePreset, task: str, seed: int, split: str = "test") -> list[dict]:
+    """The held-out rows a suite scores for a task and seed (never training rows)."""
+    return getattr(held_out(task, seed), split)[:p.task_rows]
 
 
 def _benchmark(model, tok, p: SuitePreset, task, seed, rows, progress):
@@ -87,17 +85,17 @@ def _probes(model, tok, p: SuitePreset, task, seed, rows, progress):
 
 
 def _task(model, tok, p: SuitePreset, task, seed, rows, progress):
-    return task_score(model, tok, rows or _task_rows(p, task, seed), task,
+    return task_score(model, tok, rows or suite_rows(p, task, seed), task,
                       batch_size=p.batch_size, progress=progress)
 
 
 def _format(model, tok, p: SuitePreset, task, seed, rows, progress):
-    return format_validity(model, tok, rows or _task_rows(p, task, seed), task,
+    return format_validity(model, tok, rows or suite_rows(p, task, seed), task,
                            batch_size=p.batch_size, progress=progress)
 
 
 def _loss(model, tok, p: SuitePreset, task, seed, rows, progress):
-    return validation_loss(model, tok, rows or _task_rows(p, task, seed, "validation"),
+    return validation_loss(model, tok, rows or suite_rows(p, task, seed, "validation"),
                            batch_size=p.batch_size, progress=progress)
 
 
@@ -122,3 +120,65 @@ def run_suite(suite: str, model, tok, *, preset: str = "cpu", task: str = "arith
                            list(rows) if rows is not None else None, progress)
     result.extra.update(preset=preset, seed=seed)
     return result
+
+
+# ------------------------------------------------------------------ evaluators for runs
+
+
+@dataclass(frozen=True)
+class SuiteEvaluator:
+    """A suite as a run's evaluator: ``train(cfg, evaluators={"probes": evaluator("probes")})``.
+
+    It scores the run's own held-out rows (``ctx.splits.test``) for the task suites. With
+    ``when="ends"`` it runs only before the first step and on the returned model; the
+    scores of a model that is still the base (step 0 of full fine-tuning or LoRA) are
+    cached on disk and shared by every notebook (``ftlab.evaluate.cache``).
+    """
+
+    suite: str
+    preset: str = "cpu"
+    when: str = "ends"
+    rows: int | None = None  # held-out rows scored by the task suites (default: the preset's)
+
+    def __post_init__(self) -> None:
+        if self.suite not in SUITES:
+            raise ConfigError("suite", self.suite, "one of " + ", ".join(map(repr, SUITES)))
+        if self.preset not in SUITE_PRESETS:
+            raise ConfigError("preset", self.preset,
+                              "one of " + ", ".join(map(repr, SUITE_PRESETS)))
+        if self.when not in ("ends", "always"):
+            raise ConfigError("when", self.when, "'ends' or 'always'")
+
+    @property
+    def key(self) -> str:
+        return f"suite:{self.suite}:{self.preset}:{self.when}:{self.rows}"
+
+    def _rows(self, ctx) -> list[dict] | None:
+        if self.suite not in ("task", "format", "loss"):
+            return None
+        split = ctx.splits.validation if self.suite == "loss" else ctx.splits.test
+        n = self.rows if self.rows is not None else SUITE_PRESETS[self.preset].task_rows
+        return list(split[:n])
+
+    def __call__(self, model, tok, ctx) -> EvalResult:
+        from .cache import base_model_key, cached_result
+
+        cfg = ctx.config
+        task = cfg.data.task if cfg.data.path is None else "own"
+        rows = self._rows(ctx)
+
+        def compute() -> EvalResult:
+            return run_suite(self.suite, model, tok, preset=self.preset, task=task,
+                             seed=cfg.seed, rows=rows, progress=False)
+
+        if ctx.step != 0 or not cfg.method.starts_as_base:
+            return compute()
+        key = base_model_key(cfg, suite=self.suite, preset=self.preset, rows=rows)
+        return cached_result(key, compute)
+
+
+def evaluator(suite: str, preset: str = "cpu", when: str = "ends",
+              rows: int | None = None) -> SuiteEvaluator:
+    """A ready evaluator by name: ``"task"``, ``"format"``, ``"probes"``, ``"benchmark"``,
+    ``"loss"``."""
+    return SuiteEvaluator(suite, preset, when, rows)
