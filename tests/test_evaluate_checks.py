@@ -2,9 +2,20 @@
 
 import pytest
 
-from ftlab.data.probes import PROBE_TYPES, load_probes
-from ftlab.evaluate.checks import CHECKERS, check_instruction, parse_json_only, stray_markers
+from ftlab.data.probes import PROBE_TYPES, TOPICS, Probe, load_probes
+from ftlab.data.tasks import CITIES, EXTRACTION_KEYS, JOBS, NAMES, SENTIMENT_LABELS, make_task
+from ftlab.evaluate.checks import (
+    CHECKERS,
+    check_content,
+    check_instruction,
+    has_substance,
+    on_topic,
+    parse_json_only,
+    stray_markers,
+    substance_needed,
+)
 from ftlab.evaluate.format import check_format
+from ftlab.evaluate.probes import score_probe, score_probes, training_form, training_form_share
 from ftlab.evaluate.result import EvalResult, wilson_interval
 from ftlab.evaluate.task import score_answer
 from ftlab.generation import Answer
@@ -41,7 +52,7 @@ def test_probes_never_appear_in_training_tasks():
     ("exclude_keyword", {"keyword": "cat"}), ("end_phrase", {"phrase": "Bye."}),
     ("paragraph_count", {"n": 1}), ("start_word", {"word": "Yes"}), ("no_commas", {}),
 ])
-@pytest.mark.parametrize("text", ["", "   \n ", "<|im_start|><|im_end|>"[:0]])
+@pytest.mark.parametrize("text", ["", "   \n "])
 def test_empty_output_obeys_no_instruction(kind, kwargs, text):
     assert not check_instruction(kind, text, kwargs)
 
@@ -94,6 +105,160 @@ def test_word_bounds_paragraphs_start_end_commas():
     assert not check_instruction("end_phrase", "Bye. Oh and one more thing", {"phrase": "Bye."})
     assert check_instruction("no_commas", "No commas here.")
     assert not check_instruction("no_commas", "One, two.")
+
+
+# -- probes need content: no vacuous passes -------------------------------------------------
+PROBES = {p.id: p for p in load_probes()}
+EXTRACTION_JSON = '{"name": "Hana", "age": 41, "city": "Lisbon", "job": "baker"}'
+# Answers that ignore the request. A collapsed model gives exactly these.
+DEGENERATE = {
+    "empty": "",
+    "one word": "Ocean.",
+    "one word, lower case": "waves",
+    "two words on topic": "ocean waves",
+    "training label": "positive",
+    "training label, upper case": "NEGATIVE",
+    "training template": "The answer is 42.",
+    "only template tokens": "<|im_start|>assistant\n<|im_end|>",
+    "only stray markers": "### Answer:",
+    "extraction JSON": EXTRACTION_JSON,
+    "one word repeated": "ocean ocean ocean ocean ocean ocean",
+}
+
+
+@pytest.mark.parametrize("name", list(DEGENERATE))
+def test_degenerate_answer_fails_every_probe(name):
+    text = DEGENERATE[name]
+    for probe in PROBES.values():
+        checks = score_probe(probe, text)
+        assert not all(checks.values()), (probe.id, checks)
+
+
+def test_degenerate_answers_would_pass_on_format_alone():
+    # what the pass rate used to count: a label is lower case, comma-free, short, and
+    # avoids every excluded word; the template is short and comma-free
+    for text, kinds in [("positive", {"all_lowercase", "no_commas", "max_words",
+                                      "exclude_keyword"}),
+                        ("The answer is 42.", {"no_commas", "max_words", "exclude_keyword"}),
+                        (EXTRACTION_JSON, {"json_output", "max_words", "exclude_keyword"})]:
+        format_ok = {p.type for p in PROBES.values() if score_probe(p, text)["format"]}
+        assert kinds <= format_ok, (text, format_ok)
+
+
+# Written by hand for the ocean topic (probe kwargs: fewer than 15 words, at least 35,
+# 2 bullets, 2 paragraphs, include "waves", avoid "water", start with "Today").
+GOOD_OCEAN = {
+    "all_caps": "THE OCEAN IS A VAST BODY OF SALT WATER THAT COVERS MOST OF THE EARTH.",
+    "all_lowercase": "the ocean is a vast body of salt water that covers most of the earth.",
+    "max_words": "The ocean is vast, deep and full of life.",
+    "min_words": "The ocean is a vast body of salt water that covers most of our planet. It "
+                 "holds whales, sharks, dolphins and coral reefs, shapes the weather, feeds "
+                 "millions of people and still keeps many of its deepest secrets from us.",
+    "bullet_count": "* The ocean covers most of the Earth.\n* It is home to whales and reefs.",
+    "json_output": '{"topic": "ocean", "description": "A vast body of salt water full of life."}',
+    "include_keyword": "The ocean rolls with waves that break on every shore.",
+    "exclude_keyword": "The ocean is vast and deep, home to whales, sharks and coral reefs.",
+    "end_phrase": "The ocean is vast and deep. Is there anything else I can help with?",
+    "paragraph_count": "The ocean is vast.\n\nIt is home to whales and fish.",
+    "start_word": "Today the ocean is calm and blue under the sun.",
+    "no_commas": "The ocean is vast and deep and full of life.",
+}
+
+
+@pytest.mark.parametrize("kind", PROBE_TYPES)
+def test_a_real_answer_passes_its_probe(kind):
+    checks = score_probe(PROBES[f"{kind}/0"], GOOD_OCEAN[kind])
+    assert checks == {"format": True, "on_topic": True, "substance": True}
+
+
+def test_off_topic_answer_fails_even_in_the_right_format():
+    # a fine lower-case sentence, about the wrong topic
+    text = "the weather in the mountains was cold and clear all week long."
+    checks = score_probe(PROBES["all_lowercase/0"], text)
+    assert checks == {"format": True, "on_topic": False, "substance": True}
+    assert all(score_probe(PROBES["all_lowercase/7"], text).values())  # rain: on topic
+
+
+def test_content_checks():
+    ocean = TOPICS[0].words
+    assert on_topic("WAVES CRASH.", ocean) and on_topic("The seas are calm", ocean)
+    assert on_topic("a whale's song", ocean) and on_topic("sea-salt air", ocean)
+    assert not on_topic("The answer is 42.", ocean) and not on_topic("", ocean)
+    assert on_topic("anything at all", ())  # a probe without a topic asks for none
+    assert has_substance("The ocean is very deep.") and not has_substance("The ocean is deep.")
+    assert not has_substance("deep deep deep deep deep deep")
+    assert not has_substance("<|im_start|>assistant <|im_end|> ### Answer: [INST]")
+    assert substance_needed("min_words", {"n": 40}) == 5
+    assert substance_needed("max_words", {"n": 20}) == 5
+    assert substance_needed("max_words", {"n": 3}) == 2  # never more than the cap allows
+    assert check_content("max_words", "Blue ocean.", {"n": 3}, ocean) == {
+        "on_topic": True, "substance": True}  # two words is all "fewer than 3" allows
+    assert check_content("max_words", "positive", {"n": 3}, ocean) == {
+        "on_topic": False, "substance": False}
+
+
+def test_training_answers_never_look_on_topic():
+    # the words ftlab's training answers are made of: labels, the arithmetic template,
+    # the extraction keys and values; none of them may count as addressing a probe topic
+    vocab = [*SENTIMENT_LABELS, "The answer is", *EXTRACTION_KEYS, *NAMES, *CITIES, *JOBS]
+    for topic in TOPICS:
+        assert on_topic(topic.include, topic.words) and on_topic(topic.exclude, topic.words)
+        assert not [w for w in vocab if on_topic(w, topic.words)], topic.prompt
+
+
+def test_every_probe_has_a_topic():
+    assert all(len(p.topic_words) >= 10 for p in PROBES.values())
+
+
+def test_training_form_reuses_the_strict_task_shapes():
+    assert training_form("positive") == training_form("Negative.") == "sentiment"
+    assert training_form("The answer is 42.") == "arithmetic"
+    assert training_form(EXTRACTION_JSON) == "extraction"
+    assert training_form("The review is positive.") is None
+    assert training_form("The answer is 42 apples.") is None
+    assert training_form('{"topic": "ocean"}') is None
+    assert training_form("positive", tasks=["arithmetic"]) is None
+    assert training_form_share(["positive", "The ocean is deep.", "The answer is 3.", ""]) == 0.5
+    rows = make_task("sentiment", 40).train
+    assert training_form_share(r["messages"][-1]["content"] for r in rows) == 1.0
+
+
+def _answers(texts):
+    return [Answer(prompt="", text=t, raw=t + EOT, stopped=True, n_tokens=len(t.split()) + 1)
+            for t in texts]
+
+
+def test_a_collapsed_answer_set_scores_zero_and_its_vacuous_passes_are_reported():
+    probes = list(PROBES.values())
+    labels = [SENTIMENT_LABELS[i % 2] for i in range(len(probes))]
+    r = score_probes(probes, _answers(labels))
+    assert r.score == 0.0 and set(r.breakdown.values()) == {0.0}
+    # format alone would have passed a third of them (the pass rate a collapse used to raise)
+    assert r.extra["format_pass_rate"] == pytest.approx(40 / 120)
+    assert r.extra["vacuous_share"] == r.extra["format_pass_rate"]
+    assert r.extra["vacuous_by_type"]["no_commas"] == 1.0
+    assert r.extra["training_form_share"] == 1.0
+    assert r.extra["on_topic_share"] == 0.0 and r.extra["substance_share"] == 0.0
+    assert r.examples and all("failed" in e for e in r.examples)
+
+
+def test_probe_score_counts_only_full_passes():
+    probes = [PROBES[f"{k}/0"] for k in PROBE_TYPES]
+    texts = [GOOD_OCEAN[k] for k in PROBE_TYPES]
+    texts[0] = "positive"  # all_caps: fails the format too
+    texts[1] = "positive"  # all_lowercase: a vacuous pass
+    r = score_probes(probes, _answers(texts))
+    assert r.n == 12 and r.score == pytest.approx(10 / 12)
+    assert r.extra["format_pass_rate"] == pytest.approx(11 / 12)
+    assert r.extra["vacuous_share"] == pytest.approx(1 / 12)
+    assert r.extra["training_form_share"] == pytest.approx(2 / 12)
+    assert r.breakdown["all_lowercase"] == 0.0 and r.breakdown["no_commas"] == 1.0
+
+
+def test_a_probe_built_by_hand_needs_only_substance_without_topic_words():
+    probe = Probe("custom/0", "no_commas", "Say something without commas.")
+    assert all(score_probe(probe, "Anything said in five words.").values())
+    assert not all(score_probe(probe, "positive").values())
 
 
 # -- format validity --------------------------------------------------------------------
