@@ -30,7 +30,7 @@ def test_train_json_reports_final_figures_and_run_folder(tmp_path):
     assert out.returncode == 0, out.stderr
     res = json.loads(out.stdout)
     assert res["status"] == "completed" and res["steps"] == 2
-    assert res["run_dir"].startswith(str(tmp_path)) and res["val_loss"] > 0
+    assert res["run_dir"].startswith(str(tmp_path)) and res["final_val_loss"] > 0
     listed = json.loads(ftlab("runs", "--json", "--runs-dir", str(tmp_path)).stdout)
     assert [r["status"] for r in listed] == ["completed"]
 

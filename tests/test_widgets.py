@@ -130,7 +130,7 @@ def test_second_run_is_refused_while_one_runs(tmp_path):
 
 
 def test_an_error_inside_the_run_is_shown_in_the_panel(tmp_path):
-    panel = make_panel(tmp_path, evaluators={"broken": lambda model, tok: 1 / 0})
+    panel = make_panel(tmp_path, evaluators={"broken": lambda model, tok, ctx: 1 / 0})
     panel.run_button.click()
     with pytest.raises(ftlab.TrainingError, match="ZeroDivisionError"):
         panel.wait(timeout=300)

@@ -86,8 +86,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out, default=str))
     else:
-        for key in ("status", "run_dir", "steps", "train_loss", "first_val_loss", "val_loss",
-                    "wall_s", "step_time_s", "peak_memory_bytes"):
+        for key in ("status", "run_dir", "steps", "train_loss", "first_val_loss",
+                    "best_val_loss", "final_val_loss", "wall_s", "step_time_s",
+                    "peak_memory_bytes"):
             print(f"{key:>18}: {out.get(key)}")
     return 0
 

@@ -22,11 +22,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--model", default=None, help="model spec (default: the embedded model)")
     p.add_argument("--run", default=None, metavar="DIR", help="a trained run folder")
-    p.add_argument("--task", default="arithmetic", help="task for the format and task "
-                   "suites: " + ", ".join(TASKS))
+    p.add_argument("--task", default=None, help="task for the format and task suites: "
+                   + ", ".join(TASKS) + " (default: the run's own, else arithmetic)")
     p.add_argument("--preset", default="auto", choices=["auto", *SUITE_PRESETS],
                    help="cpu: a fixed subset (about a minute for all suites); gpu: everything")
-    p.add_argument("--seed", type=int, default=0, help="seed of the task's generated split")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed of the task's held-out rows (default: the run's own, else 0)")
     p.set_defaults(func=main)
     return p
 
@@ -44,15 +45,38 @@ def _load(args):
     return load_model(args.model or DEFAULT_MODEL)
 
 
+def _run_rows(args, preset: str) -> tuple[str, int, list[dict] | None]:
+    """Task, seed and held-out rows: a run's own (its task, seed and splits), else the args'."""
+    if not args.run:
+        return args.task or "arithmetic", args.seed or 0, None
+    from ..runs import load_run
+    from ..train import load_splits
+
+    cfg = load_run(args.run).config
+    for flag, given, own in (("--task", args.task, cfg.data.task),
+                             ("--seed", args.seed, cfg.seed)):
+        if given is not None and given != own:
+            raise ConfigError(flag, given, f"the run's own value {own!r}",
+                              "A run is scored on its own held-out rows; drop the flag.")
+    if args.suite not in ("task", "format", "loss"):
+        return cfg.data.task, cfg.seed, None
+    splits = load_splits(cfg)
+    rows = splits.validation if args.suite == "loss" else splits.test
+    n = SUITE_PRESETS[preset].task_rows
+    task = cfg.data.task if cfg.data.path is None else "own"
+    return task, cfg.seed, list(rows[:n])
+
+
 def main(args: argparse.Namespace) -> int:
     """Run the suite and print it; returns the process exit status."""
-    if args.task not in TASKS:
+    if args.task is not None and args.task not in TASKS:
         raise ConfigError("--task", args.task, "one of " + ", ".join(map(repr, TASKS)))
     model, tok = _load(args)
     preset = args.preset
     if preset == "auto":
         preset = "cpu" if next(model.parameters()).device.type == "cpu" else "gpu"
-    result = run_suite(args.suite, model, tok, preset=preset, task=args.task, seed=args.seed,
+    task, seed, rows = _run_rows(args, preset)
+    result = run_suite(args.suite, model, tok, preset=preset, task=task, seed=seed, rows=rows,
                        progress=not args.json and sys.stderr.isatty())
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))

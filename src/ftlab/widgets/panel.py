@@ -50,6 +50,7 @@ class ControlPanel:
     a mapping gives a knob its slider range (``{"lr": (1e-4, 1e-1), "steps": None}``).
     Method knobs (``r``, ``num_virtual_tokens``) show only while the chosen method has them.
     ``metrics`` adds dashboard panels for numbers that ``evaluators`` report.
+    ``reuse=True`` shows an identical earlier run from its folder instead of training.
     """
 
     def __init__(self, config: RunConfig | None = None,
@@ -59,9 +60,10 @@ class ControlPanel:
                  evaluators: dict[str, Evaluator] | None = None,
                  runs_dir: str | Path | None = None, samples: bool = True,
                  title: str = "Fine-tuning run",
-                 listeners: Sequence[Callable[[Any], Any]] = ()) -> None:
+                 listeners: Sequence[Callable[[Any], Any]] = (), reuse: bool = False) -> None:
         self.base = config or RunConfig()
         self.evaluators = evaluators
+        self.reuse = reuse  # load an identical earlier run (replayed) instead of training
         self.runs_dir = runs_dir
         self.listeners = list(listeners)
         shown = self.base.resolved()  # fills preset sizes so every slider has a value
@@ -254,7 +256,7 @@ class ControlPanel:
         try:
             self.result = train(cfg, on_event=listeners, stop=self._stop,
                                 evaluators=self.evaluators, runs_dir=self.runs_dir,
-                                progress=False)
+                                progress=False, reuse=self.reuse)
         except BaseException as e:  # noqa: BLE001 - shown in the panel, re-raised by wait()
             self.error = e
             self.state = "failed"
@@ -338,7 +340,7 @@ class ControlPanel:
             words = {"completed": "completed", "stopped": "stopped by you",
                      "early_stopped": "stopped early (validation loss stopped improving; "
                      "best weights restored)"}.get(e["status"], e["status"])
-            val = f.get("val_loss")
+            val = f.get("final_val_loss")
             first = f.get("first_val_loss")
             loss = (f" · validation loss {first:.3f} → {val:.3f}"
                     if isinstance(val, float) and isinstance(first, float) else "")
