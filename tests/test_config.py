@@ -52,7 +52,8 @@ def test_presets_fill_only_what_is_unset():
     assert cpu.train.learning_rate == ftlab.Lora.default_lr
     mine = resolved(steps=7, lr=3e-4)
     assert (mine.train.max_steps, mine.train.learning_rate) == (7, 3e-4)
-    assert RunConfig(preset="gpu").resolved("cpu").train.max_steps == 300
+    gpu = RunConfig(preset="gpu").resolved("cpu")
+    assert gpu.train.max_steps == ftlab.PRESETS["gpu"]["train.max_steps"]
 
 
 def test_same_config_same_hash_and_round_trip():

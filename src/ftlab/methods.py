@@ -186,8 +186,7 @@ def apply_method(model, method: MethodConfig, tokenizer=None, tokenizer_source: 
         return model
     from peft import get_peft_model, prepare_model_for_kbit_training
 
-    if method.quantization is not MethodConfig.quantization and getattr(
-            model, "is_loaded_in_4bit", False):
+    if getattr(model, "is_loaded_in_4bit", False):
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     peft_model = get_peft_model(model, peft_cfg)
     if isinstance(method, PrefixTuning) and method.init == "text":
