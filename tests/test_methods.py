@@ -97,7 +97,7 @@ def manual_greedy(model, ids: torch.Tensor, n: int, eos: int) -> list[int]:
 
 @pytest.mark.parametrize("method", ["prefix", "prompt"])
 def test_generate_matches_manual_greedy_decode_for_prompt_learning(trained, method):
-    """transformers 5.24 broke generate() for trained prefix/prompt adapters (see pyproject.toml)."""
+    """transformers 5.24 broke generate() for trained prefix/prompt adapters (pyproject pin)."""
     result, _, _, _ = trained[method]
     model, tok = result.model, result.tokenizer
     model.eval()
