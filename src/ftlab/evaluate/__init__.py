@@ -8,11 +8,12 @@ from .loss import validation_loss
 from .probes import run_probes
 from .result import EvalResult, wilson_interval
 from .samples import sample_answers
-from .suite import SUITE_PRESETS, SUITES, run_suite
+from .suite import SUITE_PRESETS, SUITES, SuiteEvaluator, evaluator, run_suite
 from .task import score_answer, task_score
 
 __all__ = [
-    "CHECKERS", "STRAY_MARKERS", "SUITES", "SUITE_PRESETS", "EvalResult", "check_format",
+    "CHECKERS", "STRAY_MARKERS", "SUITES", "SUITE_PRESETS", "EvalResult", "SuiteEvaluator",
+    "check_format", "evaluator",
     "check_instruction", "format_validity", "run_benchmark", "run_probes", "run_suite",
     "sample_answers", "score_answer", "stray_markers", "task_score", "validation_loss",
     "wilson_interval",
