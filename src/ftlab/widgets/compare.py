@@ -69,11 +69,9 @@ class CompareView:
         self.draw()
 
     def select(self, runs: Iterable[Any]) -> CompareView:
-        """Select runs by name, path, ``Run`` or ``TrainResult``."""
+        """Select runs by name, path or ``Run`` (live from ``train()`` or read back)."""
         names = []
         for r in runs:
-            if hasattr(r, "run_dir"):
-                r = r.run_dir
             if isinstance(r, Run):
                 name = r.name
                 self._runs.setdefault(name, r)

@@ -109,7 +109,7 @@ class Dashboard:
         self.flush()
 
     def show(self, run: Any) -> Dashboard:
-        """Plot a finished run: a ``TrainResult`` or a ``ftlab.runs.Run``."""
+        """Plot a finished ``Run`` (live from ``train()`` or read back from its folder)."""
         self.reset()
         for record in [*run.steps, *run.evals]:
             self.on_event(record)

@@ -44,7 +44,7 @@ class SamplesView:
         self.widget.value = self._render()
 
     def show(self, run: Any) -> SamplesView:
-        """Show a finished run (``TrainResult`` or ``ftlab.runs.Run``)."""
+        """Show a finished ``Run`` (live from ``train()`` or read back from its folder)."""
         self.before = self.after = None
         for record in run.samples:
             self.on_event(record)
