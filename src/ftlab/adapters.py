@@ -1,0 +1,182 @@
+"""After training: look inside an adapter, save it, merge it, and check the merge.
+
+- ``lora_update(module)``: the update a LoRA layer adds to its frozen weight,
+  ``ΔW = (alpha / r) · B · A``, as one matrix; ``singular_values`` shows how many
+  directions it really uses.
+- ``save_adapter(model, folder)``: what PEFT writes (only the trained tensors) and its size.
+- ``merge_check(model, tok, chats)``: fold LoRA into the base weights
+  (``merge_and_unload``) on a copy and compare the greedy answers token for token.
+- ``model_of(run)``: the trained model of a run, also when the run came from the cache.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+
+# -- looking inside a LoRA adapter ----------------------------------------------------------
+def lora_layers(model) -> dict[str, torch.nn.Module]:
+    """Every layer that carries a LoRA adapter, by name (``model.layers.3.self_attn.q_proj``)."""
+    from peft.tuners.lora import LoraLayer
+
+    return {name.removeprefix("base_model.model."): m for name, m in model.named_modules()
+            if isinstance(m, LoraLayer)}
+
+
+def lora_update(module, adapter: str = "default") -> torch.Tensor:
+    """``ΔW = (alpha / r) · B · A`` of one LoRA layer (out_features × in_features), fp32."""
+    with torch.no_grad():
+        return module.get_delta_weight(adapter).detach().float().cpu()
+
+
+def singular_values(matrix: torch.Tensor) -> torch.Tensor:
+    """Singular values, largest first. A rank-r update has at most r that are not ~0."""
+    return torch.linalg.svdvals(matrix.float())
+
+
+def energy_share(sv: torch.Tensor, k: int) -> float:
+    """Share of the squared Frobenius norm in the first ``k`` singular values."""
+    sq = sv.double().pow(2)
+    return float(sq[:k].sum() / sq.sum()) if float(sq.sum()) > 0 else float("nan")
+
+
+def numerical_rank(sv: torch.Tensor, rel_tol: float = 1e-4) -> int:
+    """How many singular values exceed ``rel_tol`` × the largest one."""
+    return int((sv > rel_tol * sv.max()).sum()) if sv.numel() else 0
+
+
+# -- saving ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SavedAdapter:
+    path: Path
+    files: dict[str, int]  # file name -> bytes
+
+    @property
+    def bytes(self) -> int:
+        return sum(self.files.values())
+
+    @property
+    def weights_bytes(self) -> int:
+        return sum(n for f, n in self.files.items() if f.endswith((".safetensors", ".bin")))
+
+    def __str__(self) -> str:
+        return (f"{self.path}: {self.bytes / 2**20:.2f} MB on disk "
+                f"({self.weights_bytes / 2**20:.2f} MB of weights)")
+
+
+def save_adapter(model, folder: str | Path) -> SavedAdapter:
+    """``model.save_pretrained(folder)``: a PEFT model writes only its trained tensors and its
+    config; the frozen base is not copied. Returns the files and their sizes."""
+    folder = Path(folder)
+    model.save_pretrained(folder)
+    files = {str(p.relative_to(folder)): p.stat().st_size
+             for p in sorted(folder.rglob("*")) if p.is_file()}
+    return SavedAdapter(folder, files)
+
+
+def tensor_bytes(model, trainable_only: bool = True) -> int:
+    """Bytes of the (trainable) parameters in memory: what a saved adapter must hold."""
+    return sum(p.numel() * p.element_size() for p in model.parameters()
+               if p.requires_grad or not trainable_only)
+
+
+# -- merging --------------------------------------------------------------------------------
+def merged_copy(model):
+    """A copy of a LoRA model with every adapter folded into its base weights
+    (``W ← W + (alpha/r)·B·A``) and the adapter layers removed: a plain transformers model."""
+    return copy.deepcopy(model).merge_and_unload()
+
+
+@torch.no_grad()
+def greedy_tokens(model, tok, chats: Sequence[Sequence[dict]],
+                  max_new_tokens: int = 32) -> list[list[int]]:
+    """Greedy answer tokens for each chat, one at a time (no padding)."""
+    from .generation import chat_prompt
+
+    was_training = model.training
+    model.eval()
+    out = []
+    device = next(model.parameters()).device
+    try:
+        for chat in chats:
+            ids = tok(chat_prompt(tok, chat), add_special_tokens=False,
+                      return_tensors="pt")["input_ids"].to(device)
+            gen = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
+                                 max_new_tokens=max_new_tokens, do_sample=False,
+                                 eos_token_id=tok.eos_token_id,
+                                 pad_token_id=tok.pad_token_id or tok.eos_token_id)
+            out.append(gen[0, ids.shape[1]:].tolist())
+    finally:
+        model.train(was_training)
+    return out
+
+
+@torch.no_grad()
+def max_logit_difference(a, b, tok, chats: Sequence[Sequence[dict]]) -> float:
+    """Largest absolute difference of next-token logits over the prompts' positions."""
+    from .generation import chat_prompt
+
+    worst = 0.0
+    for m in (a, b):
+        m.eval()
+    for chat in chats:
+        ids = tok(chat_prompt(tok, chat), add_special_tokens=False,
+                  return_tensors="pt")["input_ids"].to(next(a.parameters()).device)
+        worst = max(worst, float((a(input_ids=ids).logits - b(input_ids=ids).logits)
+                                 .abs().max()))
+    return worst
+
+
+@dataclass
+class MergeCheck:
+    """Adapter model against merged model on the same prompts."""
+
+    identical: int  # answers whose greedy tokens are equal
+    total: int
+    max_logit_diff: float
+    adapter_tokens: list[list[int]] = field(repr=False)
+    merged_tokens: list[list[int]] = field(repr=False)
+    merged: object = field(default=None, repr=False)
+
+    @property
+    def all_identical(self) -> bool:
+        return self.identical == self.total
+
+    def __str__(self) -> str:
+        return (f"merged vs adapter: {self.identical}/{self.total} answers token-identical, "
+                f"largest logit difference {self.max_logit_diff:.2e}")
+
+
+def merge_check(model, tok, chats: Sequence[Sequence[dict]],
+                max_new_tokens: int = 32) -> MergeCheck:
+    """Merge a copy of ``model`` and compare greedy answers and logits with the adapter model."""
+    merged = merged_copy(model)
+    a = greedy_tokens(model, tok, chats, max_new_tokens)
+    b = greedy_tokens(merged, tok, chats, max_new_tokens)
+    diff = max_logit_difference(model, merged, tok, chats)
+    same = sum(x == y for x, y in zip(a, b))
+    return MergeCheck(same, len(chats), diff, a, b, merged)
+
+
+# -- the model of a run ---------------------------------------------------------------------
+def model_of(run, lab=None):
+    """``(model, tokenizer)`` of a run: the live model if it has one, else its saved weights
+    (``save_weights=True``), else trained again from its config (a run read back from the
+    run cache has no model). ``lab`` supplies the evaluators and run folder of a lab's runs,
+    so the retrained run is the same cache entry."""
+    if run.model is not None:
+        return run.model, run.tokenizer
+    if (Path(run.path) / "weights").is_dir():
+        from .runs import load_trained
+
+        return load_trained(run.path)
+    from .train import train
+
+    fresh = train(run.config, evaluators=getattr(lab, "watch", None),
+                  runs_dir=getattr(lab, "runs_dir", None), progress=False)
+    return fresh.model, fresh.tokenizer

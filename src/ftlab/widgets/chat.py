@@ -1,0 +1,136 @@
+"""A small chat: one message, the trained model's answer beside the base model's.
+
+Type a message and press **Send**; both models answer it (greedy, one turn, the model's
+own chat template) and the pair is added to the transcript. ``chat.ask(text)`` is the same
+path from code, blocking, returning the answers: what a notebook calls so it also runs
+headless (nbval). The button answers on a background thread so the notebook stays usable.
+
+With a PEFT model and no ``base`` given, the base answers come from the *same* model with
+its adapter switched off (``model.disable_adapter()``): no second copy in memory, and
+exactly the weights training started from.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import ipywidgets as w
+
+from ..generation import Answer, generate_answers
+
+_CSS = ("<style>.ftlab-chat td,.ftlab-chat th{vertical-align:top;padding:4px 8px;"
+        "text-align:left;border-bottom:1px solid #ddd;font-size:13px;max-width:340px;"
+        "white-space:pre-wrap;word-break:break-word}.ftlab-chat .you{color:#1f5fbf}"
+        ".ftlab-chat .nostop{color:#b00}</style>")
+
+
+class ChatView:
+    """Ask two models the same message; show their answers side by side.
+
+    ``model``/``tok``: the trained model. ``base``: the model to compare with; ``None``
+    uses ``model`` with its adapter disabled (PEFT models only). ``names`` label the two
+    columns. ``system``: an optional system message put before every user message.
+    """
+
+    def __init__(self, model, tok, base=None, *, names: Sequence[str] = ("trained", "base"),
+                 max_new_tokens: int = 64, system: str | None = None) -> None:
+        if base is None and not hasattr(model, "disable_adapter"):
+            raise TypeError("base=None needs a PEFT model (its adapter is switched off for "
+                            "the base answers); pass base=<the base model> otherwise.")
+        self.model, self.tok, self.base = model, tok, base
+        self.names = tuple(names)
+        self.max_new_tokens = max_new_tokens
+        self.system = system
+        self.history: list[dict[str, Any]] = []  # {"message", <name>: Answer, ...}
+        self._lock = threading.Lock()
+
+        self.text = w.Text(placeholder="Type a message, then press Send",
+                           layout=w.Layout(width="560px"))
+        self.send_button = w.Button(description="Send", button_style="primary", icon="paper-plane",
+                                    tooltip="Both models answer this message (greedy).")
+        self.send_button.on_click(lambda _b: self.send())
+        self.status = w.HTML("")
+        self.transcript = w.HTML(self._render())
+        self.widget = w.VBox([self.transcript,
+                              w.HBox([self.text, self.send_button],
+                                     layout=w.Layout(align_items="center")),
+                              self.status], layout=w.Layout(width="780px"))
+
+    # -- answering --------------------------------------------------------------------
+    def _chat(self, text: str) -> list[dict]:
+        msgs = [{"role": "system", "content": self.system}] if self.system else []
+        return [*msgs, {"role": "user", "content": text}]
+
+    def _answer(self, model, chat: list[dict], adapter_off: bool = False) -> Answer:
+        ctx = model.disable_adapter() if adapter_off else contextlib.nullcontext()
+        with ctx:
+            return generate_answers(model, self.tok, [chat], max_new_tokens=self.max_new_tokens,
+                                    batch_size=1)[0]
+
+    def answers(self, text: str) -> dict[str, Answer]:
+        """Both models' answers to ``text`` (nothing is added to the transcript)."""
+        chat = self._chat(text)
+        with self._lock:  # one generation at a time: the adapter switch is model state
+            trained = self._answer(self.model, chat)
+            base = (self._answer(self.model, chat, adapter_off=True) if self.base is None
+                    else self._answer(self.base, chat))
+        return {self.names[0]: trained, self.names[1]: base}
+
+    def ask(self, text: str) -> dict[str, str]:
+        """Send ``text`` (what the Send button does), wait, return ``{name: answer text}``."""
+        text = text.strip()
+        if not text:
+            raise ValueError("Empty message: type something to ask.")
+        got = self.answers(text)
+        self.history.append({"message": text, **got})
+        self.transcript.value = self._render()
+        return {name: a.text for name, a in got.items()}
+
+    def send(self) -> threading.Thread | None:
+        """The Send button: answer the text box's message on a background thread."""
+        text = self.text.value.strip()
+        if not text:
+            self.status.value = "<i>Type a message first.</i>"
+            return None
+        self.text.value = ""
+        self.send_button.disabled = True
+        self.status.value = "<i>Both models are answering…</i>"
+
+        def work() -> None:
+            try:
+                self.ask(text)
+                self.status.value = ""
+            except Exception as e:  # noqa: BLE001 - shown in the widget
+                self.status.value = (f"<span style='color:#b00'>{html.escape(type(e).__name__)}"
+                                     f": {html.escape(str(e))}</span>")
+            finally:
+                self.send_button.disabled = False
+
+        thread = threading.Thread(target=work, daemon=True, name="ftlab-chat")
+        thread.start()
+        return thread
+
+    # -- showing ----------------------------------------------------------------------
+    def _cell(self, a: Answer) -> str:
+        stop = "" if a.stopped else (" <span class='nostop' title='no end-of-turn token "
+                                     "within the token budget'>[cut]</span>")
+        return f"<td>{html.escape(a.text)}{stop}</td>"
+
+    def _render(self) -> str:
+        if not self.history:
+            return ("<div class='ftlab-chat'><i>Ask something: the trained model and the base "
+                    "model answer the same message.</i></div>")
+        head = ("<tr><th>you</th>" + "".join(f"<th>{html.escape(n)}</th>" for n in self.names)
+                + "</tr>")
+        body = "".join(
+            f"<tr><td class='you'>{html.escape(h['message'])}</td>"
+            + "".join(self._cell(h[n]) for n in self.names) + "</tr>"
+            for h in self.history)
+        return f"{_CSS}<table class='ftlab-chat'>{head}{body}</table>"
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict:
+        return self.widget._repr_mimebundle_(**kwargs)
