@@ -1,0 +1,82 @@
+"""LoRA's pictures: the trained update is low-rank, and what the rank buys."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import plotly.graph_objects as go
+import torch
+from plotly.subplots import make_subplots
+
+from ..adapters import energy_share, lora_layers, lora_update, numerical_rank, singular_values
+from ..runs import Run
+
+COLORS = ("#1f5fbf", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e")
+
+
+def update_spectra(model, names: Sequence[str] | None = None) -> dict[str, dict]:
+    """For LoRA layers (default: the q_proj and down_proj of the middle block): singular values
+    of the base weight W and of the trained update ΔW = (alpha/r)·B·A, and their norms."""
+    layers = lora_layers(model)
+    if names is None:
+        mid = len({n.split(".layers.")[1].split(".")[0] for n in layers if ".layers." in n}) // 2
+        names = [n for n in layers if f"layers.{mid}." in n
+                 and n.endswith(("q_proj", "down_proj"))]
+    out = {}
+    for name in names:
+        layer = layers[name]
+        delta = lora_update(layer)
+        w = layer.base_layer.weight.detach().float().cpu()
+        sv_w, sv_d = singular_values(w), singular_values(delta)
+        out[name] = {"W": sv_w, "dW": sv_d, "r": layer.r["default"],
+                     "rank_dW": numerical_rank(sv_d), "rank_W": numerical_rank(sv_w),
+                     "norm_ratio": float(torch.linalg.matrix_norm(delta)
+                                         / torch.linalg.matrix_norm(w)),
+                     "top1_share": energy_share(sv_d, 1)}
+    return out
+
+
+def update_figure(spectra: dict[str, dict]) -> go.Figure:
+    """Singular values (each divided by its largest) of W and of ΔW, log scale: W uses every
+    direction, ΔW only r of them; the rest of its spectrum is rounding noise."""
+    fig = go.Figure()
+    for i, (name, s) in enumerate(spectra.items()):
+        short = name.split("layers.")[-1]
+        c = COLORS[i % len(COLORS)]
+        for key, dash, label in (("W", "dot", "base W"), ("dW", "solid", "update ΔW")):
+            sv = s[key]
+            y = (sv / sv[0]).clamp_min(1e-12).tolist()
+            fig.add_scatter(x=list(range(1, len(y) + 1)), y=y, mode="lines",
+                            line={"color": c, "dash": dash},
+                            name=f"{label}, layer {short} (rank {s['rank_' + key]})")
+        fig.add_vline(x=s["r"], line={"color": "#999", "dash": "dash"})
+    r = next(iter(spectra.values()))["r"] if spectra else 0
+    fig.update_layout(template="plotly_white", width=760, height=380,
+                      title=f"Singular values, largest first (the dashed line is r = {r})",
+                      xaxis={"title": "index", "type": "log"},
+                      yaxis={"title": "singular value / largest", "type": "log",
+                             "exponentformat": "power"},
+                      legend={"orientation": "h", "y": -0.25},
+                      margin={"l": 60, "r": 20, "t": 50, "b": 40})
+    return fig
+
+
+def rank_figure(runs: dict[int, Run]) -> go.Figure:
+    """Left: validation loss over the steps, one line per rank. Right: trainable parameters
+    against the final validation loss."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("validation loss while training",
+                                                         "what each rank costs and buys"))
+    for i, (r, run) in enumerate(sorted(runs.items())):
+        c = COLORS[i % len(COLORS)]
+        x, y = run.curve("val_loss")
+        fig.add_scatter(x=x, y=y, mode="lines+markers", name=f"r = {r}",
+                        line={"color": c}, row=1, col=1)
+        fig.add_scatter(x=[run.final["params"]["trainable"]], y=[run.final["final_val_loss"]],
+                        mode="markers+text", text=[f"r={r}"], textposition="top center",
+                        marker={"color": c, "size": 10}, showlegend=False, row=1, col=2)
+    fig.update_xaxes(title_text="step", row=1, col=1)
+    fig.update_xaxes(title_text="trainable parameters", type="log", row=1, col=2)
+    fig.update_yaxes(title_text="validation loss", row=1, col=1)
+    fig.update_layout(template="plotly_white", width=760, height=360,
+                      margin={"l": 60, "r": 20, "t": 40, "b": 40})
+    return fig
