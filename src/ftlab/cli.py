@@ -3,20 +3,42 @@
     ftlab prepare                       convert the embedded model once (make does this)
     ftlab params --method lora --json   parameter report
     ftlab train --method lora --preset cpu --json [--lr 1e-3 --steps 20 --set r=16]
-    ftlab runs [--json]                 list run folders
+    ftlab runs [--json]                 list run folders (damaged ones named)
     ftlab eval --suite benchmark --json (see ftlab.evaluate.cli)
+
+Every problem ftlab can explain prints as one line (a JSON object with --json) and exits 2;
+Ctrl-C during a run prints what was measured and exits 130. --debug (or FTLAB_DEBUG=1)
+shows Python's traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
-from typing import Any
+import threading
+from typing import Any, NoReturn
 
 from .config import RunConfig
 from .errors import ConfigError, FtlabError
 from .methods import METHODS
+
+EXIT_ERROR = 2  # a problem with the input, the files or the environment (one line printed)
+EXIT_INTERNAL = 1  # a bug in ftlab or a library: one line, the traceback with --debug
+EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
+
+
+class UsageError(FtlabError):
+    """A command line argparse refused (unknown flag, a value of the wrong type)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a refused command line is a ``UsageError`` printed like every other."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 
 def _value(text: str) -> Any:
@@ -78,10 +100,26 @@ def cmd_params(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from .errors import RunInterrupted
+    from .models import choose_placement
+    from .runs import writable_runs_root
     from .train import train
 
-    cfg = config_from_args(args)
-    result = train(cfg, runs_dir=args.runs_dir, progress=True)
+    cfg = config_from_args(args).validate()
+    choose_placement(cfg.device, cfg.dtype)  # a missing GPU is said before the model loads
+    writable_runs_root(args.runs_dir)  # so is a runs folder that cannot be written
+    try:
+        result = train(cfg, runs_dir=args.runs_dir, progress=True)
+    except KeyboardInterrupt as e:
+        run = e.run if isinstance(e, RunInterrupted) else None
+        out = {"status": "interrupted", "run_dir": str(run.path) if run else None,
+               "steps": 0, **(run.final if run else {}),
+               "error": str(e) or "Interrupted before the run folder was written."}
+        if args.json:
+            print(json.dumps(out, default=str))
+        else:
+            print(f"ftlab: interrupted: {out['error']}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     out = {"status": result.status, "run_dir": str(result.run_dir), **result.final}
     if args.json:
         print(json.dumps(out, default=str))
@@ -94,9 +132,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from .runs import compare, list_runs
+    from .runs import scan_runs
 
-    rows = compare(list_runs(args.runs_dir))
+    rows = [check.summary() for check in scan_runs(args.runs_dir)]
     if args.json:
         print(json.dumps(rows, default=str))
         return 0
@@ -105,12 +143,20 @@ def cmd_runs(args: argparse.Namespace) -> int:
     for r in rows:
         val = "-" if r["val_loss"] is None else f"{r['val_loss']:.3f}"
         print(f"{r['run']:<48} {r['status']:<14} val_loss {val}")
+        for problem in r["problems"]:
+            print(f"{'':<4}damaged: {problem}")
+    damaged = sum(1 for r in rows if r["problems"])
+    if damaged:
+        print(f"{damaged} of {len(rows)} run folders are damaged (named above); what "
+              "could be read is shown.")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ftlab", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(prog="ftlab", description=__doc__,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true",
+                        help="show Python's traceback on errors (or set FTLAB_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("prepare", help="convert the embedded model once")
@@ -150,18 +196,64 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         add_eval_parser(sub)
+    for p in sub.choices.values():  # --debug also after the command: `ftlab train --debug`
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="show Python's traceback on errors (or set FTLAB_DEBUG=1)")
     return parser
 
 
+def _debug(args: argparse.Namespace | None, argv: list[str]) -> bool:
+    flag = os.environ.get("FTLAB_DEBUG", "").lower() in ("1", "true", "yes", "on")
+    return flag or bool(getattr(args, "debug", False)) or (args is None and "--debug" in argv)
+
+
+def _report(e: BaseException, as_json: bool, internal: bool = False) -> None:
+    """One line on stderr (and a JSON object on stdout for --json) for an error."""
+    text = " ".join(str(e).split()) or type(e).__name__
+    if internal:
+        text = (f"internal error: {type(e).__name__}: {text} (this is a bug in ftlab or a "
+                "library; run again with --debug for the traceback)")
+    if as_json:
+        out = {"error": text, "type": type(e).__name__}
+        run = getattr(e, "run", None)  # TrainingError: the run folder that kept the metrics
+        if run is not None:
+            out.update(status=run.status, run_dir=str(run.path))
+        print(json.dumps(out, default=str))
+    print(f"ftlab: error: {text}", file=sys.stderr)
+
+
+def _sigterm_as_interrupt(signum, frame) -> NoReturn:
+    raise KeyboardInterrupt  # `kill` and a closed terminal end a run like Ctrl-C: recorded
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = None
+    old_term = signal.getsignal(signal.SIGTERM)
+    main_thread = threading.current_thread() is threading.main_thread()
     try:
+        args = build_parser().parse_args(argv)
+        if main_thread:
+            signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
         return args.func(args)
     except FtlabError as e:
-        if getattr(args, "json", False):
-            print(json.dumps({"error": str(e), "type": type(e).__name__}))
-        print(f"ftlab: error: {e}", file=sys.stderr)
-        return 2
+        if _debug(args, argv):
+            raise
+        _report(e, as_json=getattr(args, "json", "--json" in argv))
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        if _debug(args, argv):
+            raise
+        print("ftlab: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as e:  # noqa: BLE001 - one line instead of a traceback, unless asked
+        if _debug(args, argv):
+            raise
+        _report(e, as_json=getattr(args, "json", "--json" in argv), internal=True)
+        return EXIT_INTERNAL
+    finally:
+        if main_thread and old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from .data.tasks import TASKS
 from .errors import ConfigError
 from .knobs import knob, validate
 from .methods import METHODS, Lora, MethodConfig, method_config
-from .models import DEFAULT_MODEL
+from .models import DEFAULT_MODEL, DEVICE_ALLOWED, DEVICE_PATTERN
 
 PRESETS: dict[str, dict[str, Any]] = {
     # cpu: a run of the real model takes about a minute on 2 cores.
@@ -121,7 +121,9 @@ class RunConfig:
     preset: str = knob("auto", "Sizes for the machine: cpu (about a minute) or gpu "
                        "(classroom scale); auto picks from the device.",
                        choices=("auto", "cpu", "gpu"))
-    device: str = knob("auto", "Where to train: auto, cpu, cuda, mps.")
+    device: str = knob("auto", "Where to train: auto (a GPU when there is one), cpu, cuda, "
+                       "cuda:N (the GPU numbered N) or mps (Apple silicon).",
+                       pattern=DEVICE_PATTERN, allowed=DEVICE_ALLOWED)
     dtype: str = knob("auto", "Weight dtype: auto (bf16 on a GPU with it, else float32).",
                       choices=("auto", "float32", "bfloat16", "float16"))
     save_weights: bool = knob(False, "Also save the adapter (or full weights) in the run "
@@ -129,12 +131,34 @@ class RunConfig:
     rl: RLConfig | None = None  # set: a policy-optimisation run instead of supervised
 
     def __post_init__(self) -> None:
-        if isinstance(self.method, str):
+        # Sections may come as dicts (JSON, a notebook): an unknown key or a wrong type is a
+        # ConfigError naming it, never a TypeError. Values are checked by validate().
+        if isinstance(self.method, dict):
+            knobs = dict(self.method)
+            name = knobs.pop("name", "lora")
+            if not isinstance(name, str) or name not in METHODS:
+                raise ConfigError("method.name", name, "one of " + ", ".join(map(repr, METHODS)))
+            for key in knobs:
+                if key not in _names(METHODS[name]):
+                    raise ConfigError(f"method.{key}", knobs[key], f"a knob of {name}: "
+                                      + (", ".join(_names(METHODS[name])) or "none"))
+            self.method = method_config(name, **knobs)
+        elif isinstance(self.method, str):
             self.method = method_config(self.method)
         for name, cls in (("data", DataConfig), ("train", TrainConfig), ("eval", EvalConfig),
                           ("rl", RLConfig)):
-            if isinstance(getattr(self, name), dict):
-                setattr(self, name, cls(**getattr(self, name)))
+            value = getattr(self, name)
+            if isinstance(value, dict):
+                known = _names(cls)
+                for key in value:
+                    if key not in known:
+                        raise ConfigError(f"{name}.{key}", value[key],
+                                          f"a knob of {name}: " + ", ".join(known),
+                                          "Remove it; RunConfig().knob_names() lists every "
+                                          "knob.")
+                setattr(self, name, cls(**value))
+            elif not (isinstance(value, cls) or (name == "rl" and value is None)):
+                raise ConfigError(name, value, f"a {cls.__name__} or a dict of its knobs")
 
     # -- checking ---------------------------------------------------------------------
     def validate(self) -> RunConfig:

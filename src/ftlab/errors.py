@@ -18,16 +18,44 @@ class ConfigError(FtlabError, ValueError):
 
     def __init__(self, field: str, value: Any, expected: str, fix: str = "") -> None:
         self.field, self.value, self.expected, self.fix = field, value, expected, fix
-        msg = f"{field} = {value!r} is not allowed: expected {expected}."
+        shown = repr(value)
+        if len(shown) > 80:  # a pasted 50 MB string or a 400-digit number: show its start
+            shown = f"{shown[:60]}... ({len(shown)} characters)"
+        msg = f"{field} = {shown} is not allowed: expected {expected}."
         super().__init__(f"{msg} {fix}".strip())
 
 
 class DatasetError(FtlabError, ValueError):
-    """A dataset file or row does not have the shape ftlab needs."""
+    """A dataset file or row does not have the shape ftlab needs.
 
-    def __init__(self, where: str, problem: str, fix: str = "") -> None:
-        self.where, self.problem, self.fix = where, problem, fix
+    ``line`` is the 1-based line of the file where the problem is (None for the file as a
+    whole: missing, a folder, empty).
+    """
+
+    def __init__(self, where: str, problem: str, fix: str = "", line: int | None = None) -> None:
+        self.where, self.problem, self.fix, self.line = where, problem, fix, line
         super().__init__(f"{where}: {problem}. {fix}".strip())
+
+
+class EnvPathError(FtlabError):
+    """A path ftlab was given (an environment variable or an argument) cannot be used."""
+
+    def __init__(self, variable: str, path: object, problem: str, fix: str) -> None:
+        self.variable, self.path, self.problem, self.fix = variable, path, problem, fix
+        super().__init__(f"{variable} = {str(path)!r} {problem}. {fix}".strip())
+
+
+class RunFolderError(FtlabError):
+    """A run folder is damaged: the message names the folder and what is damaged."""
+
+    def __init__(self, path: object, problems: list[str]) -> None:
+        self.path, self.problems = path, list(problems)
+        super().__init__(f"Run folder {path} is damaged: " + "; ".join(problems) + ". "
+                         "Delete the folder, or train the run again.")
+
+
+class RunFolderWarning(UserWarning):
+    """A run folder is readable but partly damaged (a cut metrics line, a lost result)."""
 
 
 class ModelNotFoundError(FtlabError, OSError):
@@ -39,4 +67,26 @@ class MissingDependencyError(FtlabError, ImportError):
 
 
 class TrainingError(FtlabError, RuntimeError):
-    """Training stopped on an error; the run folder keeps what was measured before it."""
+    """Training stopped on an error; the run folder keeps what was measured before it.
+
+    ``run`` is that run (status ``failed``, every metric so far), when a folder was written.
+    """
+
+    def __init__(self, message: str, run: Any = None) -> None:
+        super().__init__(message)
+        self.run = run
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or the kernel's stop button) ended a run; ``run`` is what it measured so far.
+
+    A ``KeyboardInterrupt``, so code that catches interrupts still does; its folder is
+    marked ``interrupted`` and keeps every metric logged before the interrupt.
+    """
+
+    def __init__(self, message: str, run: Any = None) -> None:
+        super().__init__(message)
+        self.run = run
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"{type(self).__name__}: {self}"]

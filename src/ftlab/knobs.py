@@ -7,7 +7,9 @@ and documents the CLI, so the three can never disagree.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
+import re
 from typing import Any
 
 from .errors import ConfigError
@@ -23,10 +25,18 @@ def knob(
     choices: tuple | None = None,
     log: bool = False,
     optional: bool = False,
+    pattern: str | None = None,
+    allowed: str | None = None,
 ) -> Any:
-    """A dataclass field with its documentation and allowed values."""
+    """A dataclass field with its documentation and allowed values.
+
+    ``pattern`` (a regular expression the whole value must match) with ``allowed`` (how a
+    message names the values it matches) declares an open set of strings, such as
+    ``cuda:N`` devices. The field's type annotation is checked too (``int | None`` ...).
+    """
     meta = {"help": help, "low": low, "high": high, "low_open": low_open,
-            "choices": choices, "log": log, "optional": optional}
+            "choices": choices, "log": log, "optional": optional, "pattern": pattern,
+            "allowed": allowed}
     if isinstance(default, (list, dict, set)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -34,35 +44,105 @@ def knob(
 
 def describe(meta: dict) -> str:
     """The allowed values of a knob, as a phrase ('a number > 0', 'one of ...')."""
+    if meta.get("allowed"):
+        return meta["allowed"]
     if meta.get("choices"):
         return "one of " + ", ".join(repr(c) for c in meta["choices"])
     low, high = meta.get("low"), meta.get("high")
     lo = None if low is None else (f"> {low}" if meta.get("low_open") else f">= {low}")
     hi = None if high is None else f"<= {high}"
     bounds = " and ".join(b for b in (lo, hi) if b)
-    return f"a number {bounds}" if bounds else "a value of the right type"
+    types = _types(meta.get("type", ""))
+    if bounds:
+        return f"a number {bounds}"
+    if types - {"None"} == {"str"}:
+        return "a text (str)"
+    return "a value of the right type"
+
+
+# The annotations a knob may carry, and the Python values each one admits.
+_TYPE_CHECKS = {
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool)
+    or isinstance(v, float) and v.is_integer(),
+    "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "str": lambda v: isinstance(v, str),
+    "bool": lambda v: isinstance(v, bool),
+    "None": lambda v: v is None,
+}
+
+
+def _types(annotation: str) -> set[str]:
+    """``"int | None"`` -> ``{"int", "None"}``; empty when the annotation is not a plain one."""
+    parts = {p.strip() for p in str(annotation).split("|")}
+    return parts if parts and parts <= set(_TYPE_CHECKS) else set()
+
+
+def _type_phrase(types: set[str]) -> str:
+    words = {"int": "a whole number", "float": "a number", "str": "a text (str)",
+             "bool": "True or False", "None": "None"}
+    return " or ".join(words[t] for t in sorted(types, key=list(words).index))
+
+
+def _suggest(value: Any, options: list[str]) -> str:
+    """' Did you mean 'cpu'?' for a near miss ('CPU', 'lroa'); '' otherwise."""
+    if not isinstance(value, str) or not options:
+        return ""
+    lowered = {o.lower(): o for o in options}
+    if value.strip().lower() in lowered:
+        return f" Did you mean {lowered[value.strip().lower()]!r}?"
+    close = difflib.get_close_matches(value.lower(), list(lowered), n=1, cutoff=0.75)
+    return f" Did you mean {lowered[close[0]]!r}?" if close else ""
 
 
 def check_value(path: str, value: Any, meta: dict, type_name: str = "") -> None:
-    """Raise ConfigError if `value` breaks the knob's declared range or choices."""
+    """Raise ConfigError if `value` breaks the knob's declared type, range or choices.
+
+    ``type_name`` is the field's annotation (``"int | None"``); ``meta["type"]`` (set by
+    ``knobs_of``) is used when it is not given.
+    """
     if value is None and meta.get("optional"):
         return
+    if type_name:
+        meta = {**meta, "type": type_name}
+    help_text = meta.get("help", "")
+    types = _types(meta.get("type", ""))
+    if meta.get("optional"):
+        types = types | {"None"} if types else types
     choices = meta.get("choices")
     if choices:
-        if value not in choices:
-            raise ConfigError(path, value, describe(meta), meta.get("help", ""))
+        # `in` alone would let 1 stand for True and 1.0 for 1; the type must match as well.
+        if not any(value == c and type(value) is type(c) for c in choices):
+            raise ConfigError(path, value, describe(meta),
+                              (help_text + _suggest(value, [str(c) for c in choices])).strip())
+        return
+    if types and not any(_TYPE_CHECKS[t](value) for t in types):
+        expected = _type_phrase(types - {"None"} or types)
+        bounds = describe(meta)
+        if bounds.startswith("a number "):  # "a whole number >= 1 and <= 256"
+            expected += bounds.removeprefix("a number")
+        raise ConfigError(path, value, expected, help_text)
+    if isinstance(value, str) and "\x00" in value:
+        raise ConfigError(path, value, "a text without NUL characters", help_text)
+    pattern = meta.get("pattern")
+    if pattern and value is not None:
+        if not isinstance(value, str) or not re.fullmatch(pattern, value):
+            options = re.findall(r"'([^']*)'", meta.get("allowed") or "")
+            raise ConfigError(path, value, describe(meta),
+                              (help_text + _suggest(value, options)).strip())
         return
     low, high = meta.get("low"), meta.get("high")
     if low is None and high is None:
         return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        raise ConfigError(path, value, describe(meta), meta.get("help", ""))
-    if type_name == "int" and not float(value).is_integer():
-        raise ConfigError(path, value, "a whole number", meta.get("help", ""))
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+            isinstance(value, float) and math.isnan(value)):
+        raise ConfigError(path, value, describe(meta), help_text)
+    if "int" in types and "float" not in types and isinstance(value, float) and (
+            not value.is_integer()):
+        raise ConfigError(path, value, "a whole number", help_text)
     too_low = low is not None and (value <= low if meta.get("low_open") else value < low)
     too_high = high is not None and value > high
     if too_low or too_high:
-        raise ConfigError(path, value, describe(meta), meta.get("help", ""))
+        raise ConfigError(path, value, describe(meta), help_text)
 
 
 def validate(obj: Any, prefix: str = "") -> None:
@@ -73,15 +153,19 @@ def validate(obj: Any, prefix: str = "") -> None:
         if dataclasses.is_dataclass(value):
             validate(value, prefix=f"{path}.")
         elif "help" in f.metadata:
-            type_name = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
-            check_value(path, value, f.metadata, type_name.split("|")[0].strip())
+            check_value(path, value, f.metadata, _annotation(f))
+
+
+def _annotation(f: dataclasses.Field) -> str:
+    return f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
 
 
 def knobs_of(cls_or_obj: Any) -> dict[str, dict]:
-    """Name -> metadata (help, range, default) of every knob: what widgets build sliders from."""
+    """Name -> metadata (help, range, default, type) of every knob: what widgets build
+    sliders from."""
     out = {}
     for f in dataclasses.fields(cls_or_obj):
         if "help" in f.metadata:
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-            out[f.name] = dict(f.metadata, default=default)
+            out[f.name] = dict(f.metadata, default=default, type=_annotation(f))
     return out

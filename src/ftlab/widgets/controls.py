@@ -17,7 +17,7 @@ import ipywidgets as w
 
 from ..config import ALIASES, DataConfig, EvalConfig, RunConfig, TrainConfig
 from ..errors import ConfigError
-from ..knobs import knobs_of
+from ..knobs import check_value, knobs_of
 from ..methods import METHODS
 
 # Slider ends that make sense on a lesson's time scale (the knob metadata stays the law).
@@ -70,8 +70,14 @@ class Knob:
         value = self.widget.value
         return None if value == self.off_value else value
 
+    def check(self, value: Any) -> None:
+        """Raise ``ConfigError`` if the config would refuse ``value`` (the same check)."""
+        check_value(self.path, value, self.meta)
+
     def set(self, value: Any) -> None:
-        """Show ``value``; a slider widens its range rather than silently clamping."""
+        """Show ``value`` once it passes the knob's check; a slider widens its range
+        rather than silently clamping."""
+        self.check(value)
         if value is None:
             value = self.off_value if self.off_value != "unset" else self.widget.value
         if hasattr(self.widget, "max") and isinstance(value, (int, float)):
@@ -149,6 +155,10 @@ def make_knob(path: str, meta: dict, value: Any,
         return Knob(path, meta, w.Checkbox(value=bool(value), indent=False, **common))
     if choices:
         return Knob(path, meta, w.Dropdown(options=list(choices), value=value, **common))
+    if "str" in str(meta.get("type", "")).split(" | ") or isinstance(value, str):
+        # a free text knob (model, device, data.path): a field; None shows as empty
+        return Knob(path, meta, w.Text(value=value or "", **common),
+                    off_value="" if meta.get("optional") else "unset")
     low, high = view or TEACHING_RANGES.get(path, (None, None))
     if value is not None:
         is_int = isinstance(value, int)

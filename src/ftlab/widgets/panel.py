@@ -23,7 +23,7 @@ from typing import Any
 import ipywidgets as w
 
 from ..config import PRESETS, RunConfig
-from ..errors import FtlabError
+from ..errors import ConfigError, FtlabError
 from ..methods import METHODS, method_config
 from ..train import Evaluator, StopFlag, TrainResult, train
 from .controls import Knob, config_value, knob_meta, knob_path, make_knob
@@ -139,11 +139,40 @@ class ControlPanel:
         return self.method if name == "method" else self.knobs[name].widget
 
     def set(self, **values: Any) -> None:
-        """Set knobs by name (``panel.set(method="prefix", lr=1e-2)``)."""
-        if "method" in values:
-            self.method.value = values.pop("method")
+        """Set knobs by name (``panel.set(method="prefix", lr=1e-2)``).
+
+        Every value goes through the knob's own check (the one ``RunConfig`` uses) before any
+        widget changes: a value the config would refuse is a ``ConfigError`` naming the knob,
+        never clamped by a slider; a knob the panel does not show is a ``ConfigError``
+        listing the ones it does.
+        """
+        given = "method" in values
+        method = values.pop("method", None)
+        if given:
+            options = list(self.method.options)
+            if not isinstance(method, str) or method not in options:
+                raise ConfigError("method", method, "one of this panel's methods: "
+                                  + ", ".join(map(repr, options)))
+        by_path = {k.path: k for k in self.knobs.values()}
+        checked: list[tuple[Knob, Any]] = []
         for name, value in values.items():
-            self.knobs[name].set(value)
+            knob = self.knobs.get(name)
+            if knob is None:
+                try:
+                    knob = by_path.get(knob_path(name))
+                except ConfigError:
+                    knob = None
+            if knob is None:
+                raise ConfigError(name, value, "a knob of this panel: "
+                                  + ", ".join(["method", *self.knobs]),
+                                  "Show it with ControlPanel(knobs=[...]), or pass it to "
+                                  "panel.run(...), which takes any knob.")
+            knob.check(value)
+            checked.append((knob, value))
+        if given:
+            self.method.value = method
+        for knob, value in checked:
+            knob.set(value)
 
     def build_config(self, **overrides: Any) -> RunConfig:
         """The ``RunConfig`` the widgets describe (plus overrides), validated.
