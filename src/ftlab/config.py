@@ -93,17 +93,53 @@ class RLConfig:
     """Policy optimisation (GRPO, see ``ftlab.rl``): what is rewarded, how far it may drift.
 
     A run with an ``rl`` section optimises the method's trainable parameters (the policy's
-    adapters) against a proxy reward on a prompt set; the gold reward is measured on the
-    same completions and never optimised.
+    adapters) against a proxy reward on a prompt set (``data.size`` prompts from
+    ``ftlab.rlhf.make_prompts``; ``train.batch_size`` prompts per step, ``train.max_steps``
+    steps); the gold reward is measured on the same completions and never optimised.
+    ``None`` fields come from the RL preset (``RL_PRESETS``).
     """
 
-    reward: str = knob("length_proxy", "The proxy reward that is optimised.",
-                       choices=("length_proxy", "learned"))
+    reward: str | None = knob(None, "The proxy reward that is optimised: the programmatic "
+                              "length proxy (fast) or a learned reward model trained on a "
+                              "length-loving labeller's choices.",
+                              choices=("length_proxy", "learned"), optional=True)
     kl: float = knob(0.02, "KL coefficient (beta): how strongly the policy is held near the "
-                     "reference model.", low=0.0, high=10.0)
-    generations: int = knob(4, "Completions sampled per prompt (GRPO compares them).",
-                            low=2, high=64)
-    max_completion_length: int = knob(48, "Longest completion, in tokens.", low=4, high=2048)
+                     "reference model. Must be > 0 so that KL is computed and shown; use "
+                     "0.001 for almost no penalty.", low=0.0, low_open=True, high=10.0, log=True)
+    generations: int | None = knob(None, "Completions sampled per prompt (GRPO compares "
+                                   "them).", low=2, high=64, optional=True)
+    max_completion_length: int | None = knob(None, "Longest completion, in tokens.", low=4,
+                                             high=2048, optional=True)
+    temperature: float = knob(1.0, "Sampling temperature of the completions.", low=0.0,
+                              low_open=True, high=2.0)
+    length_penalty: float = knob(0.0, "Mitigation: subtracted from the optimised reward per "
+                                 "word of the completion (0: off; 0.02 cancels the length "
+                                 "proxy's pay for words).", low=0.0, high=1.0)
+    gold_target_words: int = knob(15, "Gold reward: a correct answer up to this many words "
+                                  "scores 1, a longer one proportionally less.", low=1,
+                                  high=500)
+    labeller_p_longer: float = knob(0.7, "Learned proxy only: how often the labeller whose "
+                                    "choices train the reward model simply prefers the longer "
+                                    "answer.", low=0.0, high=1.0)
+
+
+# An RL run's sizes: the supervised preset with these on top (a GRPO step generates
+# batch_size x generations completions, so both stay small on a CPU).
+RL_PRESETS: dict[str, dict[str, Any]] = {
+    # cpu: 4 prompts x 4 completions x 32 tokens a step, the programmatic proxy.
+    "cpu": {"data.size": 40, "train.max_steps": 16, "train.batch_size": 4, "eval.every": 4,
+            "eval.samples": 2, "rl.reward": "length_proxy", "rl.generations": 4,
+            "rl.max_completion_length": 32},
+    # gpu: classroom scale, the learned reward model as the proxy.
+    "gpu": {"data.size": 400, "train.max_steps": 150, "train.batch_size": 16,
+            "eval.every": 25, "eval.samples": 4, "rl.reward": "learned", "rl.generations": 8,
+            "rl.max_completion_length": 96},
+}
+
+
+def preset_values(preset: str, rl: bool = False) -> dict[str, Any]:
+    """The sizes a preset fills in (dotted knob -> value); an RL run's differ."""
+    return {**PRESETS[preset], **(RL_PRESETS[preset] if rl else {})}
 
 
 @dataclass
@@ -186,7 +222,7 @@ class RunConfig:
             preset = "cpu" if device_type == "cpu" else "gpu"
         out = copy.deepcopy(self)
         out.preset = preset
-        for dotted, value in PRESETS[preset].items():
+        for dotted, value in preset_values(preset, self.rl is not None).items():
             section, name = dotted.split(".")
             if getattr(getattr(out, section), name) is None:
                 setattr(getattr(out, section), name, value)

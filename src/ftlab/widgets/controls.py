@@ -15,7 +15,7 @@ from typing import Any
 
 import ipywidgets as w
 
-from ..config import ALIASES, DataConfig, EvalConfig, RunConfig, TrainConfig
+from ..config import ALIASES, DataConfig, EvalConfig, RLConfig, RunConfig, TrainConfig
 from ..errors import ConfigError
 from ..knobs import check_value, knobs_of
 from ..methods import METHODS
@@ -39,6 +39,13 @@ TEACHING_RANGES: dict[str, tuple[float, float]] = {
     "method.alpha": (1.0, 128.0),
     "method.dropout": (0.0, 0.5),
     "method.num_virtual_tokens": (1, 100),
+    "rl.kl": (1e-3, 1.0),
+    "rl.generations": (2, 16),
+    "rl.max_completion_length": (8, 128),
+    "rl.temperature": (0.3, 1.5),
+    "rl.length_penalty": (0.0, 0.05),
+    "rl.gold_target_words": (5, 50),
+    "rl.labeller_p_longer": (0.0, 1.0),
 }
 
 LABELS = {"train.learning_rate": "learning rate", "train.max_steps": "steps",
@@ -46,7 +53,7 @@ LABELS = {"train.learning_rate": "learning rate", "train.max_steps": "steps",
           "method.alpha": "LoRA alpha", "method.num_virtual_tokens": "virtual tokens",
           "eval.early_stopping_patience": "patience", "eval.every": "eval every"}
 
-_SECTIONS = {"data": DataConfig, "train": TrainConfig, "eval": EvalConfig}
+_SECTIONS = {"data": DataConfig, "train": TrainConfig, "eval": EvalConfig, "rl": RLConfig}
 
 
 @dataclass

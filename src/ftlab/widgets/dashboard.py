@@ -7,6 +7,7 @@ trainer, only the events a run emits, so the same object plots a live run, a fin
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -14,6 +15,10 @@ from typing import Any
 from .figures import Throttle, new_figure, sync_state
 
 Points = dict[str, tuple[list[float], list[float]]]
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def as_dict(event: Any) -> dict:
@@ -24,9 +29,11 @@ def as_dict(event: Any) -> dict:
 class Dashboard:
     """Loss curves (and lab metrics) that grow while a run goes.
 
-    ``metrics`` names numbers from ``EvalLogged.metrics`` to plot: a list (one panel per
-    metric) or ``{"panel title": ["metric", ...]}`` (several metrics share a panel, e.g.
-    proxy and gold reward).
+    ``metrics`` names numbers to plot: a list (one panel per metric) or
+    ``{"panel title": ["metric", ...]}`` (several metrics share a panel, e.g. proxy and
+    gold reward). A name is looked up in ``EvalLogged.metrics`` (evaluators) and in
+    ``StepLogged.metrics`` (per-step numbers: an RL run's ``rl.proxy``, ``rl.gold``, …).
+    A policy run has no validation loss (NaN): nothing is drawn for it.
     """
 
     def __init__(self, metrics: Iterable[str] | Mapping[str, Iterable[str]] | None = None,
@@ -75,11 +82,12 @@ class Dashboard:
         with self._lock:
             if kind == "step":
                 self._append("train loss", e["step"], e["loss"])
-            elif kind == "eval":
+            elif kind == "eval" and _finite(e.get("val_loss")):
                 self._append("val loss", e["step"], e["val_loss"])
                 self._data["best"] = ([e["best_step"]], [e["best_val_loss"]])
+            if kind in ("step", "eval"):
                 for name, value in (e.get("metrics") or {}).items():
-                    if name in self._data and isinstance(value, (int, float)):
+                    if name in self._data and _finite(value):
                         self._append(name, e["step"], float(value))
         if kind in ("eval", "end") or self._throttle.ready():
             self.flush(sync=kind in ("eval", "end"))

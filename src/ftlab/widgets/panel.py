@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -22,7 +23,7 @@ from typing import Any
 
 import ipywidgets as w
 
-from ..config import PRESETS, RunConfig
+from ..config import RunConfig, preset_values
 from ..errors import ConfigError, FtlabError
 from ..methods import METHODS, method_config
 from ..train import Evaluator, StopFlag, TrainResult, train
@@ -229,7 +230,8 @@ class ControlPanel:
         cls = METHODS[self.method.value]
         shown = {k.path for k in self.knobs.values()}
         preset = ", ".join(f"{key.split('.')[1]} {config_value(self._shown, key)}"
-                           for key in PRESETS.get(self.preset, {}) if key not in shown)
+                           for key in preset_values(self.preset, self.base.rl is not None)
+                           if key not in shown)
         self.header.value = (
             f"<b style='font-size:15px'>{html.escape(self._title)}</b> &nbsp;·&nbsp; "
             f"model <code>{html.escape(self.base.model)}</code> &nbsp;·&nbsp; "
@@ -354,9 +356,12 @@ class ControlPanel:
         elif kind == "step":
             self.progress.value = e["step"]
             stopping = " · stopping…" if self._stop.is_set() else ""
+            m = e.get("metrics") or {}
+            rl = (f" · proxy {m['rl.proxy']:.3f} · gold {m['rl.gold']:.3f}"
+                  if "rl.proxy" in m and "rl.gold" in m else "")  # a policy (RL) run
             self._set_status("running", f"step {e['step']}/{e['total_steps']} · train loss "
-                             f"{e['loss']:.3f} · {e['elapsed_s']:.1f} s{stopping}")
-        elif kind == "eval" and e["step"] > 0:
+                             f"{e['loss']:.3f}{rl} · {e['elapsed_s']:.1f} s{stopping}")
+        elif kind == "eval" and e["step"] > 0 and math.isfinite(e["val_loss"]):
             self._set_status("running", f"step {e['step']}: validation loss "
                              f"{e['val_loss']:.3f} (best {e['best_val_loss']:.3f} at step "
                              f"{e['best_step']})")
@@ -373,6 +378,9 @@ class ControlPanel:
             first = f.get("first_val_loss")
             loss = (f" · validation loss {first:.3f} → {val:.3f}"
                     if isinstance(val, float) and isinstance(first, float) else "")
+            if isinstance(f.get("first_proxy"), float) and isinstance(f.get("last_gold"), float):
+                loss = (f" · proxy {f['first_proxy']:.3f} → {f['last_proxy']:.3f} · gold "
+                        f"{f['first_gold']:.3f} → {f['last_gold']:.3f}")  # a policy run
             self._set_status(e["status"], f"<b>{words}</b> at step {e['step']}{loss} · "
                              f"{f.get('wall_s', 0):.1f} s{where}")
 
