@@ -84,3 +84,125 @@ class MethodsLab(Lab):
             "QLoRA weights well below LoRA's": (
                 m["qlora.weights_MB"] <= WEIGHT_RATIO * m["lora.weights_MB"]),
         }
+
+
+# -- the compare notebook's measurements ------------------------------------------------
+# Peak memory on a CPU is the process's resident memory, which never goes back down for
+# the allocator's purposes: a second run in the same kernel would report the first one's
+# peak. Each method is therefore measured in a fresh Python process that trains a few
+# steps of the same config and saves what the method produces (adapter or whole model).
+
+
+def measure_fresh(lab: MethodsLab, arm: str, seed: int = 0, *, steps: int = 2,
+                  refresh: bool = False, timeout_s: int = 600) -> dict:
+    """Peak memory of training ``arm`` for ``steps`` steps in a fresh process, and the size
+    on disk of what it saves. Stored beside the runs (``<runs>/_memory/``) and reused
+    unless ``refresh``; the key is the resolved config and ftlab's code version."""
+    import hashlib
+    import json
+    import subprocess
+    import sys
+
+    from ..runs import code_version, runs_root, write_json
+
+    cfg = _probe_config(lab.config(arm, seed), steps).resolved()
+    key = hashlib.sha256(json.dumps({"config": cfg.to_dict(), "ftlab": code_version()},
+                                    sort_keys=True, default=str).encode()).hexdigest()[:16]
+    path = runs_root(lab.runs_dir) / "_memory" / f"{arm}-{key}.json"
+    if path.is_file() and not refresh:
+        out = json.loads(path.read_text(encoding="utf-8"))
+        out["from_cache"] = True
+        return out
+    proc = subprocess.run([sys.executable, "-m", "ftlab.labs.methods", "--measure",
+                           json.dumps(cfg.to_dict(), default=str)],
+                          capture_output=True, text=True, timeout=timeout_s)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"memory probe of {arm!r} failed (exit {proc.returncode}):\n"
+                           + proc.stderr[-3000:])
+    out = json.loads(lines[-1])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, out)
+    out["from_cache"] = False
+    return out
+
+
+def _probe_config(cfg: RunConfig, steps: int) -> RunConfig:
+    # same method, data, batch and sequence length; a few steps, one small validation batch
+    return cfg.replace(steps=steps, eval_every=steps, **{"eval.samples": 0,
+                                                         "data.val_size": 4})
+
+
+def _probe_main(config_json: str) -> None:
+    """Run in a fresh process: sample resident memory from the start, train, save."""
+    import json
+    import shutil
+    import tempfile
+    import threading
+    import time
+    from pathlib import Path
+
+    import psutil
+
+    proc = psutil.Process()
+    peak = {"rss": 0, "anon": 0}
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.02):
+            mi = proc.memory_info()
+            peak["rss"] = max(peak["rss"], mi.rss)
+            peak["anon"] = max(peak["anon"], mi.rss - mi.shared)
+
+    threading.Thread(target=sample, daemon=True).start()
+    import torch  # noqa: F401  (the runtime is part of the baseline)
+    import transformers  # noqa: F401
+
+    from ..train import train
+
+    mi = proc.memory_info()
+    baseline = {"rss": mi.rss, "anon": mi.rss - mi.shared}
+    cfg = RunConfig.from_dict(json.loads(config_json))
+    tmp = Path(tempfile.mkdtemp(prefix="ftlab-probe-"))
+    try:
+        t0 = time.perf_counter()
+        run = train(cfg, runs_dir=tmp / "runs", progress=False)
+        wall = time.perf_counter() - t0
+        stop.set()
+        run.model.save_pretrained(tmp / "saved")
+        saved = sum(f.stat().st_size for f in (tmp / "saved").rglob("*") if f.is_file()
+                    and f.suffix in (".safetensors", ".bin"))
+    finally:
+        stop.set()
+        shutil.rmtree(tmp, ignore_errors=True)
+    f = run.final
+    print(json.dumps({
+        "method": cfg.method.name, "steps": cfg.train.max_steps, "wall_s": wall,
+        "peak_rss_bytes": peak["rss"], "peak_anon_bytes": peak["anon"],
+        "runtime_rss_bytes": baseline["rss"], "runtime_anon_bytes": baseline["anon"],
+        "training_bytes": peak["anon"] - baseline["anon"],
+        "breakdown": f["memory_breakdown"], "params": f["params"],
+        "saved_bytes": saved, "torch_threads": torch.get_num_threads(),
+    }))
+
+
+def change_interval(before: float, after: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% interval of ``after - before`` for two accuracies on ``n`` items each (Newcombe's
+    hybrid score interval from two Wilson intervals). It treats the two as independent,
+    which is conservative here: both are measured on the same items."""
+    from ..evaluate.result import wilson_interval
+
+    l1, u1 = wilson_interval(before * n, n, z)
+    l2, u2 = wilson_interval(after * n, n, z)
+    d = after - before
+    return (d - ((after - l2) ** 2 + (u1 - before) ** 2) ** 0.5,
+            d + ((u2 - after) ** 2 + (before - l1) ** 2) ** 0.5)
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) == 3 and sys.argv[1] == "--measure":
+        _probe_main(sys.argv[2])
+    else:
+        raise SystemExit("usage: python -m ftlab.labs.methods --measure CONFIG_JSON")
