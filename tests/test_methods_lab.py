@@ -14,7 +14,8 @@ TINY = {"model": "tiny", "preset": "cpu", "steps": 4, "eval_every": 4, "data.val
 class TinyMethods(MethodsLab):
     """The same lab, scoring 2 held-out rows (a random tiny model never stops generating)."""
 
-    watch = {"task": evaluator("task", when="ends", rows=2)}
+    watch = {"task": evaluator("task", when="ends", rows=2),
+             "bench": evaluator("benchmark", when="ends")}
 
 
 def test_every_method_is_an_arm_on_the_same_task_and_budget():
@@ -38,9 +39,12 @@ def test_the_sweep_measures_every_arm_and_checks_the_shares(runs_dir):
     assert row["full > LoRA ≈ QLoRA > prefix > prompt"] is True
     # the tiny model is mostly embeddings (kept dense), so its 4-bit base is only a little
     # smaller; "well below" is the real model's claim (asserted in the compare notebook)
-    assert row["qlora.weights_MB"] < row["lora.weights_MB"]
+    assert row["qlora/lora weights"] < 1
     assert row["full.share_%"] == 100.0
-    assert all(isinstance(row[f"{a}.task"], float) for a in METHOD_NAMES)
+    assert all(isinstance(row[f"{a}.val_drop"], float) for a in METHOD_NAMES)
+    assert all(isinstance(r.metric("task.score"), float) and isinstance(r.metric("bench.score"),
+                                                                         float)
+               for r in result.runs.values())
     assert isinstance(row["each lowers val loss"], bool)
     assert lab.sweep(seeds=(0,), progress=False).trained == 0  # all from the run cache
 

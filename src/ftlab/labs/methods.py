@@ -48,9 +48,11 @@ class MethodsLab(Lab):
              "LoRA's memory.")
     base = RunConfig(preset="auto").replace(task="arithmetic")
     arms = {name: {"method": name} for name in METHOD_NAMES}
-    watch = {"task": evaluator("task", when="ends", rows=TASK_ROWS["cpu"])}
+    watch = {"task": evaluator("task", when="ends", rows=TASK_ROWS["cpu"]),
+             "bench": evaluator("benchmark", when="ends")}
     knobs = ("lr", "steps", "batch_size", "size")
-    metrics = {"task score (held-out rows)": ["task.score"]}
+    metrics = {"task score (held-out rows)": ["task.score"],
+               "broad benchmark (forgetting)": ["bench.score"]}
     seeds = (0,)
 
     def __init__(self, runs_dir=None, **changes: Any) -> None:
@@ -60,17 +62,19 @@ class MethodsLab(Lab):
             **{k: v for k, v in BASES[self.preset].items() if k not in changes})
         if self.preset != "cpu":
             self.watch = {"task": evaluator("task", preset=self.preset, when="ends",
-                                            rows=TASK_ROWS[self.preset])}
+                                            rows=TASK_ROWS[self.preset]),
+                          "bench": evaluator("benchmark", preset=self.preset, when="ends")}
 
     # -- the lesson ---------------------------------------------------------------------
     def measure(self, runs: dict[str, Run]) -> dict[str, float]:
         m: dict[str, float] = {}
         for arm, r in runs.items():
-            f = r.final
-            m[f"{arm}.share_%"] = f["params"]["percent"]
-            m[f"{arm}.val_drop"] = 1 - f["final_val_loss"] / f["first_val_loss"]
-            m[f"{arm}.weights_MB"] = f["memory_breakdown"]["weights"] / 2**20
-            m[f"{arm}.task"] = r.metric("task.score")
+            m[f"{arm}.share_%"] = r.final["params"]["percent"]
+        for arm, r in runs.items():
+            m[f"{arm}.val_drop"] = 1 - r.final["final_val_loss"] / r.final["first_val_loss"]
+        if "qlora" in runs and "lora" in runs:
+            m["qlora/lora weights"] = (runs["qlora"].final["memory_breakdown"]["weights"]
+                                       / runs["lora"].final["memory_breakdown"]["weights"])
         return m
 
     def conditions(self, m: dict[str, float]) -> dict[str, bool]:
@@ -81,8 +85,7 @@ class MethodsLab(Lab):
                 and abs(s["lora"] - s["qlora"]) <= NEAR * s["lora"]
                 and min(s["lora"], s["qlora"]) > s["prefix"] > s["prompt"]),
             "each lowers val loss": all(m[f"{a}.val_drop"] >= LOWERS for a in METHOD_NAMES),
-            "QLoRA weights well below LoRA's": (
-                m["qlora.weights_MB"] <= WEIGHT_RATIO * m["lora.weights_MB"]),
+            "QLoRA weights well below LoRA's": m["qlora/lora weights"] <= WEIGHT_RATIO,
         }
 
 
@@ -197,6 +200,124 @@ def change_interval(before: float, after: float, n: int, z: float = 1.96) -> tup
     d = after - before
     return (d - ((after - l2) ** 2 + (u1 - before) ** 2) ** 0.5,
             d + ((u2 - after) ** 2 + (before - l1) ** 2) ** 0.5)
+
+
+LABELS = {"full": "full fine-tuning", "lora": "LoRA", "qlora": "QLoRA",
+          "prefix": "prefix tuning", "prompt": "prompt tuning"}
+PARTS = ("weights", "gradients", "optimizer_state", "activations")
+
+
+def benchmark_items(preset: str = "cpu") -> int:
+    """How many benchmark items the ``bench`` evaluator scores in a preset."""
+    from ..evaluate.suite import SUITE_PRESETS, benchmark_subset
+
+    return len(benchmark_subset(SUITE_PRESETS[preset].benchmark_per_area))
+
+
+def compare_numbers(runs: dict[str, Run], probes: dict[str, dict],
+                    preset: str = "cpu") -> dict[str, dict[str, float]]:
+    """Every measured number of the compare table, by method (raw units: bytes, shares)."""
+    n_bench = benchmark_items(preset)
+    out = {}
+    for arm, r in runs.items():
+        f, p = r.final, probes.get(arm, {})
+        b0, b1 = r.metric("bench.score", at="first"), r.metric("bench.score")
+        lo, hi = change_interval(b0, b1, n_bench) if None not in (b0, b1) else (None, None)
+        out[arm] = {
+            "share_%": f["params"]["percent"], "trainable": f["params"]["trainable"],
+            "val_first": f["first_val_loss"], "val_final": f["final_val_loss"],
+            "task_first": r.metric("task.score", at="first"), "task_final": r.metric("task.score"),
+            "bench_first": b0, "bench_final": b1,
+            "bench_change": None if b0 is None else b1 - b0, "bench_lo": lo, "bench_hi": hi,
+            "step_s": f["step_time_s"],
+            "measured_bytes": p.get("training_bytes"), "peak_rss_bytes": p.get("peak_rss_bytes"),
+            "saved_bytes": p.get("saved_bytes"),
+            **{part: f["memory_breakdown"][part] for part in PARTS},
+            "analytic_bytes": f["memory_breakdown"]["total"],
+        }
+    return out
+
+
+def compare_rows(numbers: dict[str, dict[str, float]]) -> list[dict]:
+    """The course table, measured: one display row per method."""
+    mb = 2**20
+
+    def pct(x):
+        return "" if x is None else f"{100 * x:.0f}%"
+
+    rows = []
+    for arm, m in numbers.items():
+        rows.append({
+            "method": LABELS.get(arm, arm),
+            "params updated": f"{m['share_%']:.3g}%",
+            "peak memory, measured (MB)": ("" if m["measured_bytes"] is None
+                                           else round(m["measured_bytes"] / mb)),
+            "analytic: weights / grads / optimizer / activations (MB)": " / ".join(
+                f"{m[p] / mb:.0f}" for p in PARTS),
+            "val loss": f"{m['val_first']:.2f} → {m['val_final']:.2f}",
+            "task score": f"{pct(m['task_first'])} → {pct(m['task_final'])}",
+            "benchmark change (95% CI)": ("" if m["bench_change"] is None else
+                                          f"{100 * m['bench_change']:+.0f} pts "
+                                          f"({100 * m['bench_lo']:+.0f} to "
+                                          f"{100 * m['bench_hi']:+.0f})"),
+            "s / step": round(m["step_s"], 2),
+            "saved on disk (MB)": ("" if m["saved_bytes"] is None
+                                   else f"{m['saved_bytes'] / mb:.3g}"),
+        })
+    return rows
+
+
+def compare_figure(numbers: dict[str, dict[str, float]]):
+    """Left: task score after training against the share of parameters trained (log).
+    Right: the analytic memory breakdown as stacked bars, the measured peak as a marker."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    arms = list(numbers)
+    names = [LABELS.get(a, a) for a in arms]
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.45, 0.55], subplot_titles=(
+        "Quality against trainable share", "Training memory: analytic parts and measured peak"))
+    fig.add_trace(go.Scatter(
+        x=[numbers[a]["share_%"] for a in arms],
+        y=[100 * numbers[a]["task_final"] for a in arms], mode="markers+text", text=names,
+        textposition="top center", marker={"size": 11}, name="task score after training"),
+        row=1, col=1)
+    fig.add_trace(go.Scatter(
+        x=[numbers[a]["share_%"] for a in arms],
+        y=[100 * numbers[a]["task_first"] for a in arms], mode="markers",
+        marker={"size": 8, "symbol": "circle-open"}, name="task score before training"),
+        row=1, col=1)
+    colors = {"weights": "#4c78a8", "gradients": "#f58518", "optimizer_state": "#e45756",
+              "activations": "#72b7b2"}
+    for part in PARTS:
+        fig.add_trace(go.Bar(x=names, y=[numbers[a][part] / 2**20 for a in arms],
+                             name=part.replace("_", " ") + " (analytic)",
+                             marker_color=colors[part]), row=1, col=2)
+    measured = [numbers[a]["measured_bytes"] for a in arms]
+    if all(v is not None for v in measured):
+        fig.add_trace(go.Scatter(x=names, y=[v / 2**20 for v in measured], mode="markers",
+                                 marker={"symbol": "diamond", "size": 12, "color": "black"},
+                                 name="measured peak above the runtime (fresh process)"),
+                      row=1, col=2)
+    fig.update_layout(barmode="stack", height=460, width=1000, template="plotly_white",
+                      legend={"orientation": "h", "y": -0.25})
+    fig.update_xaxes(type="log", title_text="parameters trained (% of the model, log scale)",
+                     row=1, col=1)
+    fig.update_yaxes(title_text="task score on held-out rows (%)", range=[-5, 105], row=1,
+                     col=1)
+    fig.update_xaxes(title_text="method", row=1, col=2)
+    fig.update_yaxes(title_text="memory (MB)", row=1, col=2)
+    return fig
+
+
+def train_seq_len(cfg: RunConfig) -> int:
+    """The longest tokenized training row of a config (what the analytic breakdown uses)."""
+    from ..models import load_tokenizer
+    from ..train import load_splits, tokenize_splits
+
+    cfg = cfg.resolved()
+    train_rows, _ = tokenize_splits(cfg, load_splits(cfg), load_tokenizer(cfg.model))
+    return max(len(r["input_ids"]) for r in train_rows)
 
 
 if __name__ == "__main__":
