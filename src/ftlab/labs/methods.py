@@ -158,8 +158,14 @@ def _probe_main(config_json: str) -> None:
             peak["anon"] = max(peak["anon"], mi.rss - mi.shared)
 
     threading.Thread(target=sample, daemon=True).start()
-    import torch  # noqa: F401  (the runtime is part of the baseline)
+    import peft  # noqa: F401  (the libraries are the runtime, part of the baseline)
+    import torch
     import transformers  # noqa: F401
+
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:  # QLoRA is then unavailable anyway
+        pass
 
     from ..train import train
 
