@@ -33,6 +33,7 @@ BAD_FILES = [
      .encode("latin-1"), 2, "not UTF-8 text (byte 0xe9"),
     ("windows-1252 quotes", (GOOD + "\n" + '{"prompt": "\x93hi\x94", "completion": "x"}\n')
      .encode("latin-1"), 2, "Re-save the file as UTF-8"),
+    ("utf-16 from Notepad", GOOD.encode("utf-16"), 1, "the file is saved as UTF-16"),
     ("system and assistant only", (GOOD + "\n" + chat(("system", "Be brief."),
                                                       ("assistant", "4")) + "\n").encode(),
      2, "the row has no user message"),
@@ -80,13 +81,14 @@ def written(path, data: bytes):
     (lambda d: d, "is a folder, not a file"),
     (lambda d: d / "missing.jsonl", "no such file"),
     (lambda d: written(d / "empty.jsonl", b""), "the file holds no rows"),
+    (lambda d: "", "data.path: is empty"),
     (lambda d: written(d / "blank.jsonl", b"\n \n\t\n"), "the file holds no rows"),
 ])
 def test_bad_paths_say_what_the_path_is(tmp_path, make, phrase):
     path = make(tmp_path)
     with pytest.raises(DatasetError, match=phrase) as info:
         read_jsonl(path)
-    assert info.value.line is None and str(path) in str(info.value)
+    assert info.value.line is None and str(path or "data.path") in str(info.value)
 
 
 def test_an_excel_utf8_file_with_a_bom_reads():

@@ -406,6 +406,8 @@ def load_run(path: str | Path) -> Run:
     lesser damage (a cut metrics line, a damaged result.json) is named in a
     ``RunFolderWarning`` and the rest of the run is returned.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise FtlabError(f"load_run needs a run folder's path, not {path!r}.")
     p = Path(path)
     if not p.is_dir() or not any((p / f).exists() for f in RUN_FILES):
         raise FtlabError(f"{p} is not a run folder (no config.json). List runs with "

@@ -10,6 +10,7 @@ of it, never read whole), a folder or a missing file given as the path.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from ..errors import DatasetError
@@ -29,6 +30,10 @@ def read_jsonl(path: str | Path, max_line_bytes: int = MAX_LINE_BYTES) -> list[d
     A ``prompt``/``completion`` row becomes a two-message chat. Each row keeps (or gets) a
     ``meta`` object whose ``answer`` is the last message's content.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise DatasetError(repr(path), "is not a file path", "Set data.path to a .jsonl file.")
+    if not str(path).strip():
+        raise DatasetError("data.path", "is empty", "Set it to a .jsonl file.")
     p = Path(path)
     _check_path(p)
     rows = []
@@ -77,6 +82,9 @@ def _parse_line(raw: bytes, lineno: int, where: str) -> dict | None:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
+        if lineno == 1 and raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            raise DatasetError(where, "the file is saved as UTF-16 (Windows calls it "
+                               "'Unicode'), not UTF-8", _UTF8_FIX, line=lineno) from None
         bad = raw[e.start:e.start + 1].hex()
         guess = raw.decode("latin-1")[max(0, e.start - 15):e.start + 5].strip()
         raise DatasetError(where, f"not UTF-8 text (byte 0x{bad} at byte {e.start + 1}, near "
