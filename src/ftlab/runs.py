@@ -503,7 +503,10 @@ def find_run(config: RunConfig, runs_dir: str | Path | None = None,
     for p in sorted(root.iterdir(), reverse=True):
         result = _read_json(p / "result.json")
         if result and result.get("cache_key") == key and result.get("status") in status:
-            return load_run(p)
+            try:
+                return load_run(p)
+            except FtlabError:
+                continue  # a damaged folder is no cache: train again
     return None
 
 
