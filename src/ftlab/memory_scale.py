@@ -23,7 +23,8 @@ Bytes per parameter (``precision``):
 Activations (per layer, Korthikanti et al. 2022): ``s·b·h·(34 + 5·a·s/h)`` bytes at 16 bits;
 the ``5·a·s/h`` term (attention scores) vanishes with a fused attention kernel
 (``flash=True``). With gradient checkpointing only each layer's input (``2·s·b·h`` bytes) is
-kept, plus one layer's full activations during its recomputation. The output layer adds
+kept, plus one layer's full activations during its recomputation. LoRA with dropout also
+keeps each adapted layer's dropped-out input and its mask. The output layer adds
 the logits, their log-softmax and its gradient in fp32 (``3·4·b·s·V`` bytes), which is a
 large share for small models with big vocabularies.
 
@@ -188,11 +189,13 @@ class Estimate:
 def estimate(model: str | float | Shape, method: str, *, precision: str = "bf16",
              batch_size: int = 1, seq_len: int = 512, checkpointing: bool | None = None,
              flash: bool | None = None, r: int = 8, virtual_tokens: int = 20,
-             double_quant: bool = True) -> Estimate:
+             double_quant: bool = True, lora_dropout: bool = True) -> Estimate:
     """Training memory of ``method`` on ``model`` (see the module docstring for the parts).
 
     ``checkpointing`` defaults to on for QLoRA (as in the QLoRA paper) and off otherwise;
     ``flash`` (a fused attention kernel, no stored attention scores) to on for ``bf16``.
+    ``lora_dropout``: LoRA's adapters apply dropout to their input (ftlab's default 0.05),
+    which stores one more copy of every adapted layer's input and a mask.
     """
     if precision not in ("bf16", "fp32"):
         raise ValueError(f"precision = {precision!r}: expected 'bf16' or 'fp32'")
@@ -230,6 +233,12 @@ def estimate(model: str | float | Shape, method: str, *, precision: str = "bf16"
         layers = L * 2 * s * b * h * scale + per_layer16 * scale
     else:
         layers = L * per_layer16 * scale
+    if method in ("lora", "qlora") and lora_dropout:
+        # each adapted linear keeps its (dropped-out) input and the dropout mask for the
+        # backward pass of its adapter: L x s x b x (sum of input widths) x (dense + 1 byte)
+        # (with checkpointing only the layer being recomputed holds them)
+        layers += (1 if checkpointing else L) * s * b * sum(
+            i for i, _ in shape.linear_shapes) * (dense + 1)
     logits = 3 * 4 * b * s * shape.vocab
     return Estimate(model=shape.name, method=method, n_params=shape.n_params,
                     trainable=trainable, weights=int(weights), gradients=int(gradients),

@@ -137,7 +137,15 @@ def _probe_config(cfg: RunConfig, steps: int) -> RunConfig:
 
 
 def _probe_main(config_json: str) -> None:
-    """Run in a fresh process: sample resident memory from the start, train, save."""
+    """Run in a fresh process: sample resident memory from the start, train, save.
+
+    Two phases are kept apart: building the model (loading, quantizing, wrapping) and
+    training (from the trainer's first step). Building makes transient copies (a 4-bit
+    model is quantized from fp32 weights as they load); the training phase starts after
+    freed memory is handed back to the system (``malloc_trim``), so its peak is what
+    training needs: the weights as stored, gradients, optimizer state and activations.
+    """
+    import ctypes
     import json
     import shutil
     import tempfile
@@ -146,16 +154,17 @@ def _probe_main(config_json: str) -> None:
     from pathlib import Path
 
     import psutil
+    from transformers import TrainerCallback
 
     proc = psutil.Process()
-    peak = {"rss": 0, "anon": 0}
+    peak = {"build": 0, "train": 0}
+    phase = ["build"]
     stop = threading.Event()
 
     def sample() -> None:
         while not stop.wait(0.02):
-            mi = proc.memory_info()
-            peak["rss"] = max(peak["rss"], mi.rss)
-            peak["anon"] = max(peak["anon"], mi.rss - mi.shared)
+            rss = proc.memory_info().rss
+            peak[phase[0]] = max(peak[phase[0]], rss)
 
     threading.Thread(target=sample, daemon=True).start()
     import peft  # noqa: F401  (the libraries are the runtime, part of the baseline)
@@ -169,13 +178,21 @@ def _probe_main(config_json: str) -> None:
 
     from ..train import train
 
-    mi = proc.memory_info()
-    baseline = {"rss": mi.rss, "anon": mi.rss - mi.shared}
+    class TrainingPhase(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kw):
+            try:
+                ctypes.CDLL("libc.so.6").malloc_trim(0)
+            except OSError:  # not glibc: freed memory may stay counted
+                pass
+            phase[0] = "train"
+            peak["train_start"] = proc.memory_info().rss
+
+    runtime = proc.memory_info().rss
     cfg = RunConfig.from_dict(json.loads(config_json))
     tmp = Path(tempfile.mkdtemp(prefix="ftlab-probe-"))
     try:
         t0 = time.perf_counter()
-        run = train(cfg, runs_dir=tmp / "runs", progress=False)
+        run = train(cfg, runs_dir=tmp / "runs", progress=False, callbacks=[TrainingPhase()])
         wall = time.perf_counter() - t0
         stop.set()
         run.model.save_pretrained(tmp / "saved")
@@ -187,9 +204,9 @@ def _probe_main(config_json: str) -> None:
     f = run.final
     print(json.dumps({
         "method": cfg.method.name, "steps": cfg.train.max_steps, "wall_s": wall,
-        "peak_rss_bytes": peak["rss"], "peak_anon_bytes": peak["anon"],
-        "runtime_rss_bytes": baseline["rss"], "runtime_anon_bytes": baseline["anon"],
-        "training_bytes": peak["anon"] - baseline["anon"],
+        "runtime_bytes": runtime, "build_peak_bytes": peak["build"],
+        "train_start_bytes": peak.get("train_start"), "train_peak_bytes": peak["train"],
+        "training_bytes": peak["train"] - runtime, "build_bytes": peak["build"] - runtime,
         "breakdown": f["memory_breakdown"], "params": f["params"],
         "saved_bytes": saved, "torch_threads": torch.get_num_threads(),
     }))
@@ -236,7 +253,7 @@ def compare_numbers(runs: dict[str, Run], probes: dict[str, dict],
             "bench_first": b0, "bench_final": b1,
             "bench_change": None if b0 is None else b1 - b0, "bench_lo": lo, "bench_hi": hi,
             "step_s": f["step_time_s"],
-            "measured_bytes": p.get("training_bytes"), "peak_rss_bytes": p.get("peak_rss_bytes"),
+            "measured_bytes": p.get("training_bytes"), "build_bytes": p.get("build_bytes"),
             "saved_bytes": p.get("saved_bytes"),
             **{part: f["memory_breakdown"][part] for part in PARTS},
             "analytic_bytes": f["memory_breakdown"]["total"],
