@@ -86,6 +86,19 @@ def test_length_penalty_enters_the_optimised_reward(runs_dir):
         assert m["rl.reward"] == pytest.approx(m["rl.proxy"] - 0.01 * m["rl.length"], abs=1e-5)
 
 
+def test_learned_proxy_is_trained_once_and_optimised(runs_dir):
+    cfg = policy(**{"rl.reward": "learned"})
+    run = train(cfg, progress=False)
+    assert run.final["proxy_reward"] == "learned_rm"
+    for s in run.steps:
+        assert s["metrics"]["rl.reward"] == pytest.approx(s["metrics"]["rl.proxy"], abs=1e-6)
+    from ftlab import rl
+
+    trained = dict(rl._LEARNED)
+    train(cfg.replace(kl=0.05), progress=False)  # same reward model config: reused
+    assert rl._LEARNED == trained
+
+
 def test_control_panel_and_dashboard_show_a_policy_run(runs_dir):
     from ftlab.widgets import ControlPanel
 
