@@ -30,6 +30,13 @@ def _records(folder: Path) -> list[dict]:
     return [json.loads(line) for line in lines if line.endswith("\n")]
 
 
+def _ctrl_c_on() -> None:
+    """The child hears Ctrl-C even when the tests run in the background: a shell starts
+    background jobs with SIGINT ignored, and Python then never turns it into
+    KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _wait_for(predicate, proc: subprocess.Popen, timeout: float = 180.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -55,7 +62,7 @@ def test_ctrl_c_mid_training_prints_the_run_and_keeps_every_metric(tmp_path, as_
         [sys.executable, "-m", "ftlab", "train", "--model", "tiny", "--steps", "5000",
          "--size", "40", "--batch-size", "4", "--samples", "0", "--eval-every", "3",
          "--runs-dir", str(runs), *(["--json"] if as_json else [])],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_ctrl_c_on)
 
     def trained_a_while() -> bool:
         folders = list(runs.glob("*/metrics.jsonl"))
@@ -121,7 +128,8 @@ def test_ctrl_c_in_the_step_0_evaluation_keeps_the_run(tmp_path):
     script = tmp_path / "run.py"
     script.write_text(SLOW_STEP0)
     proc = subprocess.Popen([sys.executable, str(script), str(runs), str(marker)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_ctrl_c_on)
     _wait_for(marker.exists, proc)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
