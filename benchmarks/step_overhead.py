@@ -60,16 +60,17 @@ def main() -> None:
     ap.add_argument("--model", default=ftlab.DEFAULT_MODEL)
     args = ap.parse_args()
     # No evaluation inside the timed window: eval only before and after the loop.
-    # size 12 -> 8 training rows (2 validation, 2 test): one batch, the same every step.
+    # 10 training rows (data.size counts training rows) in a batch of 10: one batch, the
+    # same every step, in both loops.
     cfg = ftlab.RunConfig(model=args.model, method="lora", preset="cpu").replace(
-        size=12, batch_size=8, eval_every=10_000, **{"eval.samples": 0}).resolved()
+        size=10, batch_size=10, eval_every=10_000, **{"eval.samples": 0}).resolved()
     bare, ours = [], []
     for _ in range(args.rounds):
         bare += bare_loop(cfg, args.steps)[2:]  # drop warm-up steps
         ours += ftlab_steps(cfg, args.steps)[2:]
     b, o = statistics.median(bare), statistics.median(ours)
     print(json.dumps({"model": args.model, "device": ftlab.models.choose_placement().device,
-                      "threads": torch.get_num_threads(), "batch_size": 8,
+                      "threads": torch.get_num_threads(), "batch_size": cfg.train.batch_size,
                       "bare_step_s": round(b, 4), "ftlab_step_s": round(o, 4),
                       "ratio": round(o / b, 3), "goal": 1.10,
                       "samples": {"bare": len(bare), "ftlab": len(ours)}}, indent=2))
