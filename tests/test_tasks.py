@@ -113,3 +113,26 @@ def test_sentiment_is_one_word_and_balanced():
 def test_bad_requests_raise_config_error(bad):
     with pytest.raises(ConfigError):
         make_task(**bad)
+
+
+def test_general_rows_mix_into_training_only():
+    from ftlab.data import make_task
+    from ftlab.data.mix import general_rows, with_general
+
+    splits = make_task("sentiment", 40, seed=3)
+    mixed = with_general(splits, 0.25, seed=3)
+    general = {r["messages"][-1]["content"] for r in general_rows()}
+    n_general = sum(r["messages"][-1]["content"] in general for r in mixed.train)
+    assert len(mixed.train) == len(splits.train) and n_general == 10
+    assert mixed.validation == splits.validation and mixed.test == splits.test
+    assert with_general(splits, 0.0, seed=3) is splits
+
+
+@pytest.mark.parametrize("share", [-0.1, 1.0, "half", True])
+def test_mix_share_out_of_range_names_the_field(share):
+    from ftlab.data import make_task
+    from ftlab.data.mix import with_general
+    from ftlab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="data.mix_share"):
+        with_general(make_task("sentiment", 20, seed=0), share, seed=0)

@@ -2,6 +2,13 @@
 
 import logging
 
+from . import threads
+
+# Thread count and OpenMP wait policy from the CPUs this process may use; OpenMP reads its
+# settings when torch loads it, so this runs before anything imports torch (ftlab.threads).
+threads.configure()
+threads.start_sharing()
+
 # bitsandbytes tries to fetch an optional CPU kernel from a model hub at import and warns
 # when it cannot; ftlab never downloads at run time and the built-in kernel works.
 logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import difflib
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from typing import Any
 from .data.formats import FORMATS
 from .data.tasks import TASKS
 from .errors import ConfigError
-from .knobs import knob, validate
+from .knobs import KnobConfig, knob, unknown_knob, validate
 from .methods import METHODS, Lora, MethodConfig, method_config
 from .models import DEFAULT_MODEL, DEVICE_ALLOWED, DEVICE_PATTERN
 
@@ -32,8 +33,10 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 @dataclass
-class DataConfig:
+class DataConfig(KnobConfig):
     """Which examples are trained on, and how they are turned into tokens."""
+
+    knob_prefix = "data."
 
     task: str = knob("arithmetic", "Generated task to train on (ignored when path is set).")
     path: str | None = knob(None, "A JSONL file of your own rows (messages, or prompt and "
@@ -52,11 +55,16 @@ class DataConfig:
                            choices=tuple(FORMATS))
     max_length: int | None = knob(None, "Longest tokenized example; longer ones are cut.",
                                   low=16, high=8192, optional=True)
+    mix_share: float = knob(0.0, "Share of training rows replaced by general instruction "
+                            "rows (ftlab.data.mix), to keep the model's general behaviour.",
+                            low=0.0, high=0.9)
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(KnobConfig):
     """Optimisation hyperparameters."""
+
+    knob_prefix = "train."
 
     learning_rate: float | None = knob(None, "Peak learning rate (default: the method's own).",
                                        low=0.0, low_open=True, high=1.0, log=True,
@@ -74,8 +82,10 @@ class TrainConfig:
 
 
 @dataclass
-class EvalConfig:
+class EvalConfig(KnobConfig):
     """When to measure during training, and when to stop early."""
+
+    knob_prefix = "eval."
 
     every: int | None = knob(None, "Evaluate validation loss every N steps (and at the end).",
                              low=1, high=100_000, optional=True)
@@ -89,7 +99,7 @@ class EvalConfig:
 
 
 @dataclass
-class RLConfig:
+class RLConfig(KnobConfig):
     """Policy optimisation (GRPO, see ``ftlab.rl``): what is rewarded, how far it may drift.
 
     A run with an ``rl`` section optimises the method's trainable parameters (the policy's
@@ -98,6 +108,8 @@ class RLConfig:
     steps); the gold reward is measured on the same completions and never optimised.
     ``None`` fields come from the RL preset (``RL_PRESETS``).
     """
+
+    knob_prefix = "rl."
 
     reward: str | None = knob(None, "The proxy reward that is optimised: the programmatic "
                               "length proxy (fast) or a learned reward model trained on a "
@@ -143,8 +155,12 @@ def preset_values(preset: str, rl: bool = False) -> dict[str, Any]:
 
 
 @dataclass
-class RunConfig:
-    """Everything that defines a run; its hash names the run."""
+class RunConfig(KnobConfig):
+    """Everything that defines a run; its hash names the run.
+
+    A keyword that is not one of its fields (``RunConfig(nosuch=1)``, ``RunConfig(lr=1e-3)``)
+    is a ``ConfigError`` naming it, with close matches and where a section knob goes.
+    """
 
     model: str = knob(DEFAULT_MODEL, "Model spec: the embedded default, 'tiny', a folder or "
                       "a hub id.")
@@ -169,29 +185,14 @@ class RunConfig:
     def __post_init__(self) -> None:
         # Sections may come as dicts (JSON, a notebook): an unknown key or a wrong type is a
         # ConfigError naming it, never a TypeError. Values are checked by validate().
-        if isinstance(self.method, dict):
-            knobs = dict(self.method)
-            name = knobs.pop("name", "lora")
-            if not isinstance(name, str) or name not in METHODS:
-                raise ConfigError("method.name", name, "one of " + ", ".join(map(repr, METHODS)))
-            for key in knobs:
-                if key not in _names(METHODS[name]):
-                    raise ConfigError(f"method.{key}", knobs[key], f"a knob of {name}: "
-                                      + (", ".join(_names(METHODS[name])) or "none"))
-            self.method = method_config(name, **knobs)
-        elif isinstance(self.method, str):
-            self.method = method_config(self.method)
+        self.method = _as_method(self.method)
         for name, cls in (("data", DataConfig), ("train", TrainConfig), ("eval", EvalConfig),
                           ("rl", RLConfig)):
             value = getattr(self, name)
             if isinstance(value, dict):
-                known = _names(cls)
                 for key in value:
-                    if key not in known:
-                        raise ConfigError(f"{name}.{key}", value[key],
-                                          f"a knob of {name}: " + ", ".join(known),
-                                          "Remove it; RunConfig().knob_names() lists every "
-                                          "knob.")
+                    if key not in _names(cls):  # (a key that is not even a str too)
+                        raise cls.unknown_knob(key, value[key])
                 setattr(self, name, cls(**value))
             elif not (isinstance(value, cls) or (name == "rl" and value is None)):
                 raise ConfigError(name, value, f"a {cls.__name__} or a dict of its knobs")
@@ -238,8 +239,7 @@ class RunConfig:
         """
         out = copy.deepcopy(self)
         if "method" in changes:
-            m = changes.pop("method")
-            out.method = method_config(m) if isinstance(m, str) else m
+            out.method = _as_method(changes.pop("method"))
         for key, value in changes.items():
             obj, name = out._locate(ALIASES.get(key, key), value)
             setattr(obj, name, value)
@@ -257,9 +257,42 @@ class RunConfig:
                       and not dataclasses.is_dataclass(getattr(o, key))]
             if len(owners) == 1:
                 return owners[0], key
-        raise ConfigError(key, value, "a knob of this run: " + ", ".join(sorted(self.knob_names())),
-                          f"Method {self.method.name!r} has: "
+        names = sorted(self.knob_names())
+        close = difflib.get_close_matches(str(key).lower(), names, n=3, cutoff=0.6)
+        hint = ("Did you mean " + " or ".join(map(repr, close)) + "? ") if close else ""
+        raise ConfigError(key, value, "a knob of this run: " + ", ".join(names),
+                          f"{hint}Method {self.method.name!r} has: "
                           + (", ".join(_names(self.method)) or "no knobs") + ".")
+
+    @classmethod
+    def unknown_knob(cls, key: str, value: Any) -> ConfigError:
+        """``RunConfig(lr=1e-3)``: name the section a knob lives in, and how to give it."""
+        path = ALIASES.get(key, key)
+        section, _, name = str(path).rpartition(".")
+        owner = next((m for m in METHODS.values() if name in _names(m)), None)
+        if not section:
+            section = next((s for s, c in _SECTIONS.items() if name in _names(c)), "")
+            section = section or ("method" if owner else "")
+        if section not in (*_SECTIONS, "method") or (section == "method" and not owner):
+            section = ""
+        shown = repr(value) if len(repr(value)) <= 40 else "..."
+        if section:
+            inside = f"'name': {owner.name!r}, " if section == "method" and owner else ""
+            by_name = f"{key}={shown}" if str(key).isidentifier() else f"**{{{key!r}: {shown}}}"
+            fix = (f"{key!r} is a knob of the {section} section: give it as "
+                   f"RunConfig({section}={{{inside}{name!r}: {shown}}}), or change a config "
+                   f"with config.replace({by_name}).")
+        else:
+            fix = ("Remove it. A section's knob goes inside its section "
+                   "(RunConfig(train={'learning_rate': 1e-3})) or through config.replace(lr=1e-3); "
+                   "RunConfig().knob_names() lists every knob.")
+        fields = [f.name for f in dataclasses.fields(cls)]
+        if section:  # a knob, given in the wrong place: say where it goes, guess nothing
+            return ConfigError(str(key), value, "a knob of RunConfig: " + ", ".join(fields),
+                               fix)
+        near = sorted({*ALIASES, *(n for c in _SECTIONS.values() for n in _names(c))}
+                      - set(fields))  # a typo of a section knob ('lerning_rate'): name it
+        return unknown_knob(str(key), value, fields, "RunConfig", fix, near)
 
     def knob_names(self) -> set[str]:
         names = set(ALIASES)
@@ -281,9 +314,14 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> RunConfig:
-        d = dict(d)
-        method = dict(d.pop("method", {"name": "lora"}))
-        return cls(method=method_config(method.pop("name"), **method), **d)
+        """The config a dict describes (``to_dict``'s output, a config.json, JSON from a
+        notebook); anything else is a ``ConfigError`` naming the key."""
+        if not isinstance(d, dict):
+            raise ConfigError("config", d, "a dict of RunConfig's fields (as to_dict gives)")
+        for key, value in d.items():
+            if not isinstance(key, str):
+                raise cls.unknown_knob(key, value)
+        return cls(**d)  # sections as dicts: __post_init__ checks and converts them
 
     def hash(self) -> str:
         """Same config, same hash (12 hex digits): names and caches the run."""
@@ -298,5 +336,23 @@ ALIASES = {"lr": "train.learning_rate", "learning_rate": "train.learning_rate",
            "eval_every": "eval.every"}
 
 
+_SECTIONS: dict[str, type] = {"data": DataConfig, "train": TrainConfig, "eval": EvalConfig,
+                              "rl": RLConfig}
+
+
 def _names(obj: Any) -> list[str]:
     return [f.name for f in dataclasses.fields(obj)]
+
+
+def _as_method(value: Any) -> Any:
+    """A method given as a name or a dict of its knobs (JSON) -> its config; a config (or
+    anything else, for validate() to name) stays as it is."""
+    if isinstance(value, str):
+        return method_config(value)
+    if isinstance(value, dict):
+        knobs = dict(value)
+        name = knobs.pop("name", "lora")
+        if not isinstance(name, str) or name not in METHODS:
+            raise ConfigError("method.name", name, "one of " + ", ".join(map(repr, METHODS)))
+        return method_config(name, **{str(k): v for k, v in knobs.items()})
+    return value

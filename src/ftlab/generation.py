@@ -1,12 +1,32 @@
-"""Batched greedy answers to chat prompts: what samples, evaluators and labs all read."""
+"""Batched greedy answers to chat prompts: what samples, evaluators and labs all read.
+
+On a CPU a decode step streams every weight of the model once, whatever the batch, so
+8 rows cost nearly what 64 do: answers come out fastest in the largest batch that fits
+in memory. ``generate_answers`` therefore picks its batch from the machine
+(``auto_batch_size``), sorts prompts by length so that a batch wastes little padding, and
+returns the answers in the order of the prompts given.
+
+Greedy answers do not depend on the batch size in exact arithmetic. In floating point a
+row's logits move in the last bits when the batch around it changes (other matrix shapes,
+other padding), which can flip an argmax where two tokens are nearly tied: rare, and
+measured by ``benchmarks/generation.py``.
+"""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from tqdm.auto import tqdm
+from transformers.generation.streamers import BaseStreamer
+
+from .threads import share_cpus
+
+MAX_BATCH = 128  # beyond this a CPU is compute-bound: larger batches only add memory
+MEMORY_FRACTION = 0.25  # of the memory available now, for one batch's cache and activations
+PROGRESS_DELAY_S = 2.0  # progress bars appear only for work that takes longer than this
 
 
 @dataclass
@@ -18,6 +38,7 @@ class Answer:
     raw: str
     stopped: bool  # ended with the end-of-turn token within the budget
     n_tokens: int
+    token_ids: list[int] = field(default_factory=list, repr=False)  # generated, as decoded
 
 
 def chat_prompt(tok, messages: Sequence[dict]) -> str:
@@ -28,31 +49,149 @@ def chat_prompt(tok, messages: Sequence[dict]) -> str:
     return tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
 
 
+def free_memory_bytes(device: torch.device | str = "cpu") -> int:
+    """Memory available for new tensors on ``device`` now (CUDA: free on the card)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    import psutil
+
+    return psutil.virtual_memory().available
+
+
+def _dtype_bytes(model) -> int:
+    try:
+        return next(model.parameters()).element_size()
+    except StopIteration:
+        return 4
+
+
+def _virtual_tokens(model) -> int:
+    """Tokens a prefix- or prompt-tuning adapter adds in front of every row (0 otherwise)."""
+    configs = getattr(model, "peft_config", None) or {}
+    cfg = configs.get(getattr(model, "active_adapter", None)) if isinstance(configs, dict) else None
+    return int(getattr(cfg, "num_virtual_tokens", 0) or 0)
+
+
+def _text_config(model):
+    c = model.config
+    return c.get_text_config() if hasattr(c, "get_text_config") else c
+
+
+def kv_bytes_per_token(model) -> int:
+    """KV-cache bytes one token of one row holds: layers x 2 (keys, values) x kv-heads x
+    head size x bytes (SmolLM2-135M in fp32: 30 x 2 x 3 x 64 x 4 = 46,080)."""
+    c = _text_config(model)
+    head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
+    kv_heads = getattr(c, "num_key_value_heads", None) or c.num_attention_heads
+    return c.num_hidden_layers * 2 * kv_heads * head_dim * _dtype_bytes(model)
+
+
+def row_bytes(model, prompt_tokens: int, new_tokens: int) -> int:
+    """Memory one row of a generation batch needs at its peak (an upper estimate): its KV
+    cache, the prefill's activations (hidden states, MLP, the prompt's attention scores)
+    and the fp32 logits of the last position; doubled, as the cache grows by concatenation
+    (old and new copies coexist for a moment)."""
+    c = _text_config(model)
+    b = _dtype_bytes(model)
+    tokens = prompt_tokens + new_tokens + _virtual_tokens(model)
+    prefill = prompt_tokens * (4 * c.hidden_size + 3 * c.intermediate_size) * b \
+        + c.num_attention_heads * prompt_tokens * tokens * b
+    logits = 3 * c.vocab_size * 4
+    return 2 * (kv_bytes_per_token(model) * tokens + prefill + logits)
+
+
+def auto_batch_size(model, prompt_tokens: int, new_tokens: int, *,
+                    budget_bytes: int | None = None, cap: int = MAX_BATCH) -> int:
+    """The largest batch whose rows fit the memory budget (a quarter of what is free now),
+    at most ``cap``: on a CPU, larger batches give more tokens per second up to there."""
+    if budget_bytes is None:
+        device = next(model.parameters()).device
+        budget_bytes = int(free_memory_bytes(device) * MEMORY_FRACTION)
+    return max(1, min(cap, budget_bytes // max(1, row_bytes(model, prompt_tokens, new_tokens))))
+
+
+class _Steps(BaseStreamer):
+    """Called by ``generate`` at every decode step: fits the thread count to the CPUs free
+    now (``threads.share_cpus``) and, with a bar, counts finished answers and tokens/s."""
+
+    def __init__(self, bar, eos: int):
+        self.bar, self.eos = bar, eos
+        self.done: torch.Tensor | None = None
+        self.rows, self.tokens, self.t0 = 0, 0, time.perf_counter()
+
+    def start(self, rows: int) -> None:
+        self.done, self.rows = None, rows
+
+    def put(self, value: torch.Tensor) -> None:
+        share_cpus()
+        if self.bar is None:
+            return
+        if self.done is None:  # the first call hands over the prompts
+            self.done = torch.zeros(self.rows, dtype=torch.bool)
+            return
+        live = ~self.done
+        self.tokens += int(live.sum())
+        newly = live & (value.reshape(-1) == self.eos)
+        self.done |= newly
+        self._show(int(newly.sum()))
+
+    def end(self) -> None:
+        if self.bar is not None and self.done is not None:  # rows that reached the limit
+            self._show(int((~self.done).sum()))
+
+    def _show(self, finished: int) -> None:
+        self.bar.update(finished)
+        rate = self.tokens / max(1e-9, time.perf_counter() - self.t0)
+        self.bar.set_postfix_str(f"{rate:.0f} tok/s", refresh=False)
+
+
 @torch.no_grad()
 def generate_answers(model, tok, chats: Sequence[Sequence[dict]], max_new_tokens: int = 48,
-                     batch_size: int = 8, progress: bool = False) -> list[Answer]:
-    """Greedy answers for chats (a trailing assistant turn is dropped: that is the target)."""
+                     batch_size: int | None = None, progress: bool = False) -> list[Answer]:
+    """Greedy answers for chats (a trailing assistant turn is dropped: that is the target).
+
+    ``batch_size=None`` picks the largest batch that fits (``auto_batch_size``). Answers
+    come back in the order of ``chats``. The tokenizer is only read, never reconfigured
+    (rows are left-padded here), so a run on another thread may share it.
+    """
     prompts = [chat_prompt(tok, c) for c in chats]
+    if not prompts:
+        return []
+    ids = tok(prompts, add_special_tokens=False)["input_ids"]
+    order = sorted(range(len(prompts)), key=lambda i: len(ids[i]))
+    if batch_size is None:
+        batch_size = auto_batch_size(model, len(ids[order[-1]]), max_new_tokens)
     device = next(model.parameters()).device
     eos = tok.eos_token_id
-    was_training, side = model.training, tok.padding_side
+    pad = tok.pad_token_id if tok.pad_token_id is not None else eos
+    was_training = model.training
     model.eval()
-    tok.padding_side = "left"  # generation continues every row from its last real token
-    out: list[Answer] = []
+    out: list[Answer | None] = [None] * len(prompts)
+    bar = tqdm(total=len(prompts), desc="generating", unit="answer", leave=False,
+               delay=PROGRESS_DELAY_S) if progress else None
+    steps = _Steps(bar, eos)
     try:
-        batches = range(0, len(prompts), batch_size)
-        for i in tqdm(batches, desc="generating", disable=not progress, leave=False):
-            chunk = prompts[i:i + batch_size]
-            enc = tok(chunk, return_tensors="pt", padding=True, add_special_tokens=False)
-            enc = {k: v.to(device) for k, v in enc.items()}
-            gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                                 eos_token_id=eos, pad_token_id=tok.pad_token_id)
-            for prompt, row in zip(chunk, gen[:, enc["input_ids"].shape[1]:].tolist()):
+        for b in range(0, len(order), batch_size):
+            chunk = order[b:b + batch_size]
+            width = max(len(ids[i]) for i in chunk)
+            # left padding: generation continues every row from its last real token
+            input_ids = torch.tensor([[pad] * (width - len(ids[i])) + ids[i] for i in chunk],
+                                     device=device)
+            mask = torch.tensor([[0] * (width - len(ids[i])) + [1] * len(ids[i])
+                                 for i in chunk], device=device)
+            steps.start(len(chunk))
+            gen = model.generate(input_ids=input_ids, attention_mask=mask,
+                                 max_new_tokens=max_new_tokens, do_sample=False,
+                                 eos_token_id=eos, pad_token_id=pad, streamer=steps)
+            for i, row in zip(chunk, gen[:, width:].tolist()):
                 stopped = eos in row
                 row = row[:row.index(eos) + 1] if stopped else row
-                out.append(Answer(prompt=prompt, text=tok.decode(row, skip_special_tokens=True),
-                                  raw=tok.decode(row), stopped=stopped, n_tokens=len(row)))
+                out[i] = Answer(prompt=prompts[i], text=tok.decode(row, skip_special_tokens=True),
+                                raw=tok.decode(row), stopped=stopped, n_tokens=len(row),
+                                token_ids=row)
     finally:
-        tok.padding_side = side
+        if bar is not None:
+            bar.close()
         model.train(was_training)
-    return out
+    return out  # type: ignore[return-value]

@@ -42,6 +42,7 @@ from .callbacks import (
     EvalContext,
     Evaluator,
     ProgressBar,
+    ShareCpus,
     StepEvents,
     StopFlag,
     StopOnFlag,
@@ -284,7 +285,7 @@ def train_policy(
         model=model, processing_class=tok, args=args,
         reward_funcs=[proxy, gold, WordCount(samples)],
         train_dataset=Dataset.from_list(policy_rows(prompts)), peft_config=peft_config,
-        callbacks=[events, evals, stopper, bar, *callbacks])
+        callbacks=[ShareCpus(), events, evals, stopper, bar, *callbacks])
     trainer.remove_callback(PrinterCallback)  # our events and progress bar report instead
     params = param_report(trainer.model, cfg.method.name)
     bus.emit(RunStarted(run_dir=str(writer.path), config=cfg.to_dict(), total_steps=total,

@@ -25,12 +25,14 @@ from .callbacks import (
     Evaluations,
     Evaluator,
     ProgressBar,
+    ShareCpus,
     StepEvents,
     StopFlag,
     StopOnFlag,
 )
 from .config import RunConfig
 from .data import Splits, corrupt_formats, encode, make_task, read_jsonl
+from .data.mix import with_general
 from .errors import DatasetError, RunInterrupted, TrainingError
 from .events import (
     EvalLogged,
@@ -44,7 +46,7 @@ from .events import (
 from .memory import PeakMemory, breakdown
 from .methods import apply_method, param_report
 from .models import choose_placement, load_model, resolve_source
-from .runs import Run, RunWriter, TrainResult, cache_key, find_run
+from .runs import Run, RunWriter, TrainResult, cache_key, find_run, writable_runs_root
 
 __all__ = ["Evaluator", "Run", "StopFlag", "TrainResult", "build_model", "load_splits",
            "replay", "tokenize_splits", "train"]
@@ -54,15 +56,16 @@ def load_splits(config: RunConfig) -> Splits:
     """The run's examples: a generated task, or the user's JSONL file split 60/20/20."""
     d = config.data
     if d.path is None:
-        return make_task(d.task, d.size, seed=config.seed, n_val=d.val_size)
+        return with_general(make_task(d.task, d.size, seed=config.seed, n_val=d.val_size),
+                            d.mix_share, config.seed)  # general rows mixed in (mitigation)
     rows = read_jsonl(d.path)
     if len(rows) < 3:
         raise DatasetError(d.path, f"only {len(rows)} rows; train, validation and test need "
                            "at least one each", "Add more rows.")
     random.Random(config.seed).shuffle(rows)
     n_val = n_test = max(1, len(rows) // 5)
-    return Splits(train=rows[n_val + n_test:], validation=rows[:n_val],
-                  test=rows[n_val:n_val + n_test])
+    return with_general(Splits(train=rows[n_val + n_test:], validation=rows[:n_val],
+                               test=rows[n_val:n_val + n_test]), d.mix_share, config.seed)
 
 
 def build_model(config: RunConfig):
@@ -110,6 +113,7 @@ def train(
     arguments, events and folder.
     """
     cfg = config.resolved()
+    writable_runs_root(runs_dir)  # a bad FTLAB_RUNS is said now, not after the model loads
     evaluators = dict(evaluators or {})
     listeners = on_event if isinstance(on_event, list) else [on_event] if on_event else []
     if reuse:
@@ -167,7 +171,8 @@ def _train_supervised(cfg, listeners, stop, evaluators, extra_callbacks, runs_di
     bar = ProgressBar(total, f"{cfg.method.name} training", progress)
     patience = cfg.eval.early_stopping_patience
     early = EarlyStopping(patience) if patience else None
-    callbacks = [events, evals, stopper, bar, *([early] if early else []), *extra_callbacks]
+    callbacks = [ShareCpus(), events, evals, stopper, bar, *([early] if early else []),
+                 *extra_callbacks]
     bus.emit(RunStarted(run_dir=str(writer.path), config=cfg.to_dict(), total_steps=total,
                         params=params.to_dict()))
     trainer = _make_trainer(cfg, placement, model, tok, train_rows, val_rows, callbacks,

@@ -11,6 +11,7 @@ level and a 95% interval, so "above chance" is a claim one can check.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 
@@ -18,7 +19,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data.benchmark import MCItem, load_benchmark
-from ..generation import chat_prompt
+from ..generation import PROGRESS_DELAY_S, chat_prompt
+from ..threads import share_cpus
 from .result import EvalResult, mean, wilson_interval
 
 
@@ -40,12 +42,16 @@ def choice_logprobs(model, tok, items: Sequence[MCItem], *, batch_size: int = 16
     out: list[list[tuple[float, int]]] = [[(0.0, 0)] * len(it.choices) for it in items]
     was_training = model.training
     model.eval()
+    bar = tqdm(total=len(order), desc="benchmark", unit="choice", disable=not progress,
+               leave=False, delay=PROGRESS_DELAY_S)
+    tokens, t0 = 0, time.perf_counter()
     try:
-        for b in tqdm(range(0, len(order), batch_size), desc="benchmark",
-                      disable=not progress, leave=False):
+        for b in range(0, len(order), batch_size):
+            share_cpus()  # fewer threads while another process keeps a core busy
             batch = [seqs[k] for k in order[b:b + batch_size]]
             full = [p + c for _, _, p, c in batch]
             width = max(map(len, full))
+            tokens += sum(map(len, full))
             ids = torch.tensor([f + [pad] * (width - len(f)) for f in full], device=device)
             mask = torch.tensor([[1] * len(f) + [0] * (width - len(f)) for f in full],
                                 device=device)
@@ -55,7 +61,10 @@ def choice_logprobs(model, tok, items: Sequence[MCItem], *, batch_size: int = 16
                 lp = logits[row, pos].float().log_softmax(-1)
                 target = torch.tensor(c, device=device)
                 out[i][j] = (lp.gather(1, target[:, None]).sum().item(), len(c))
+            bar.update(len(batch))
+            bar.set_postfix_str(f"{tokens / (time.perf_counter() - t0):.0f} tok/s", refresh=False)
     finally:
+        bar.close()
         model.train(was_training)
     return out
 

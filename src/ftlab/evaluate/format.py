@@ -25,7 +25,8 @@ def check_format(task: str, answer: Answer) -> dict[str, bool]:
 
 def format_validity(model, tok, rows: Sequence[dict], task: str, *,
                     answers: Sequence[Answer] | None = None, max_new_tokens: int | None = None,
-                    batch_size: int = 8, progress: bool = True, keep: int = 8) -> EvalResult:
+                    batch_size: int | None = None, progress: bool = True,
+                    keep: int = 8) -> EvalResult:
     """Share of outputs passing all three checks; failing outputs are kept for display."""
     if answers is None:
         answers = answer_rows(model, tok, rows, task, max_new_tokens, batch_size, progress)

@@ -8,12 +8,15 @@ and its end-of-turn token count, as in training; the loss is the mean over those
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 
 import torch
 from tqdm.auto import tqdm
 
 from ..data.formats import IGNORE_INDEX, encode
+from ..generation import PROGRESS_DELAY_S
+from ..threads import share_cpus
 from .result import EvalResult
 
 
@@ -27,11 +30,15 @@ def validation_loss(model, tok, rows: Sequence[dict], *, fmt: str = "chat",
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
+    bar = tqdm(total=len(encoded), desc="validation loss", unit="row", disable=not progress,
+               leave=False, delay=PROGRESS_DELAY_S)
+    tokens, t0 = 0, time.perf_counter()
     try:
-        for i in tqdm(range(0, len(encoded), batch_size), desc="validation loss",
-                      disable=not progress, leave=False):
+        for i in range(0, len(encoded), batch_size):
+            share_cpus()  # fewer threads while another process keeps a core busy
             chunk = encoded[i:i + batch_size]
             width = max(len(e["input_ids"]) for e in chunk)
+            tokens += sum(len(e["input_ids"]) for e in chunk)
             pad = tok.pad_token_id if tok.pad_token_id is not None else 0
             ids = torch.tensor([e["input_ids"] + [pad] * (width - len(e["input_ids"]))
                                 for e in chunk], device=device)
@@ -46,7 +53,10 @@ def validation_loss(model, tok, rows: Sequence[dict], *, fmt: str = "chat",
                 ignore_index=IGNORE_INDEX, reduction="sum")
             total += loss.item()
             count += int((target != IGNORE_INDEX).sum())
+            bar.update(len(chunk))
+            bar.set_postfix_str(f"{tokens / (time.perf_counter() - t0):.0f} tok/s", refresh=False)
     finally:
+        bar.close()
         model.train(was_training)
     mean_loss = total / count if count else float("nan")
     return EvalResult("loss", math.exp(-mean_loss) if count else 0.0, len(rows),

@@ -46,7 +46,7 @@ PROBE_MAX_NEW_TOKENS = 160  # room for "at least 50 words" or three paragraphs
 
 
 def run_probes(model, tok, probes: Sequence[Probe] | None = None, *,
-               max_new_tokens: int = PROBE_MAX_NEW_TOKENS, batch_size: int = 8,
+               max_new_tokens: int = PROBE_MAX_NEW_TOKENS, batch_size: int | None = None,
                progress: bool = True, keep: int = 12) -> EvalResult:
     """Pass rate overall and per instruction type (greedy answers, checked by code).
 

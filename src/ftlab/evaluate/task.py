@@ -57,7 +57,7 @@ def score_answer(task: str, text: str, meta: dict) -> dict[str, bool]:
 
 
 def answer_rows(model, tok, rows: Sequence[dict], task: str, max_new_tokens: int | None = None,
-                batch_size: int = 8, progress: bool = True) -> list[Answer]:
+                batch_size: int | None = None, progress: bool = True) -> list[Answer]:
     """Greedy answers to the rows' prompts with the task's token budget."""
     budget = max_new_tokens or MAX_NEW_TOKENS.get(task, DEFAULT_MAX_NEW_TOKENS)
     return generate_answers(model, tok, [r["messages"] for r in rows], max_new_tokens=budget,
@@ -66,7 +66,8 @@ def answer_rows(model, tok, rows: Sequence[dict], task: str, max_new_tokens: int
 
 def task_score(model, tok, rows: Sequence[dict], task: str, *,
                answers: Sequence[Answer] | None = None, max_new_tokens: int | None = None,
-               batch_size: int = 8, progress: bool = True, keep: int = 8) -> EvalResult:
+               batch_size: int | None = None, progress: bool = True,
+               keep: int = 8) -> EvalResult:
     """Share of test rows answered correctly (mean over parts: fields for JSON tasks)."""
     if answers is None:
         answers = answer_rows(model, tok, rows, task, max_new_tokens, batch_size, progress)
