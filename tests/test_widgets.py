@@ -63,7 +63,7 @@ def test_switching_method_shows_its_knobs_and_its_learning_rate(tmp_path):
 
 def test_bad_value_shows_the_config_error_in_the_panel_without_running(tmp_path):
     panel = make_panel(tmp_path)
-    panel["seed"].value = -1
+    panel["seed"].set_state({"value": -1})  # typed in the browser's field: checked on Run
     panel.run_button.click()
     assert not panel.running and panel.result is None
     assert "seed = -1 is not allowed" in panel.message_text

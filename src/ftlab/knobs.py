@@ -10,7 +10,7 @@ import dataclasses
 import difflib
 import math
 import re
-from typing import Any
+from typing import Any, ClassVar
 
 from .errors import ConfigError
 
@@ -92,6 +92,53 @@ def _suggest(value: Any, options: list[str]) -> str:
         return f" Did you mean {lowered[value.strip().lower()]!r}?"
     close = difflib.get_close_matches(value.lower(), list(lowered), n=1, cutoff=0.75)
     return f" Did you mean {lowered[close[0]]!r}?" if close else ""
+
+
+def unknown_knob(path: str, value: Any, known: list[str], where: str, fix: str = "",
+                 near: list[str] | None = None) -> ConfigError:
+    """The one message for a name that is not a knob (``RunConfig(nosuch=1)``, ``--set``,
+    ``replace``, a dict from JSON): the name, its value, close matches and the knobs there are.
+
+    ``near`` are further names a typo may be close to (short names of nested knobs).
+    """
+    name = str(path).rsplit(".", 1)[-1]
+    options = [o for o in dict.fromkeys([*known, *(near or [])]) if o != name]
+    close = difflib.get_close_matches(name.lower(), options, n=3, cutoff=0.6)
+    hint = ("Did you mean " + " or ".join(map(repr, close)) + "? ") if close else ""
+    return ConfigError(path, value, f"a knob of {where}: " + (", ".join(known) or "none"),
+                       (hint + fix).strip())
+
+
+class KnobConfig:
+    """Base of the config dataclasses: only their own fields may be given.
+
+    A keyword that is not a field (``RunConfig(nosuch=1)``, also through
+    ``dataclasses.replace``) is a ``ConfigError`` from ``unknown_knob``, never Python's
+    ``TypeError``. The check runs in ``__new__``, so every dataclass subclass has it
+    without a decorator and the dataclass itself (fields, ``replace``, ``asdict``) is
+    unchanged.
+    """
+
+    knob_prefix: ClassVar[str] = ""  # "data." for DataConfig: how its fields are named
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        if args or kwargs:
+            names = [f.name for f in dataclasses.fields(cls) if f.init]
+            if len(args) > len(names):
+                raise ConfigError(cls.knob_prefix.rstrip(".") or cls.__name__, args,
+                                  f"at most {len(names)} values in order ("
+                                  + ", ".join(names) + ")", "Give them by name instead.")
+            for key, value in kwargs.items():
+                if key not in names:
+                    raise cls.unknown_knob(key, value)
+        return super().__new__(cls)
+
+    @classmethod
+    def unknown_knob(cls, key: str, value: Any) -> ConfigError:
+        names = [f.name for f in dataclasses.fields(cls) if f.init]
+        where = cls.knob_prefix.rstrip(".") or cls.__name__
+        return unknown_knob(f"{cls.knob_prefix}{key}", value, names, where,
+                            "Remove it, or use one of these names.")
 
 
 def check_value(path: str, value: Any, meta: dict, type_name: str = "") -> None:

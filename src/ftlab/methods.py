@@ -7,13 +7,13 @@ trainable model; ``param_report`` counts honestly what is trained.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar
 
 import torch
 
 from .errors import ConfigError
-from .knobs import knob
+from .knobs import KnobConfig, knob, unknown_knob
 
 LORA_TARGETS = {
     "all-linear": "all-linear",
@@ -24,8 +24,10 @@ LORA_TARGETS = {
 
 
 @dataclass
-class MethodConfig:
+class MethodConfig(KnobConfig):
     """Base of every method config; ``name`` is its key in ``METHODS``."""
+
+    knob_prefix = "method."
 
     name: ClassVar[str] = ""
     default_lr: ClassVar[float] = 1e-4  # a learning rate that moves this method in a few steps
@@ -33,6 +35,15 @@ class MethodConfig:
     # Before its first step the trained model computes exactly what the base model does
     # (full: it is the base; LoRA: B starts at zero), so the base's scores can be reused.
     starts_as_base: ClassVar[bool] = False
+
+    @classmethod
+    def unknown_knob(cls, key: str, value: Any) -> ConfigError:
+        have = [m.name for m in METHODS.values() if key in _knobs(m)]
+        fix = (f"It is a knob of {', '.join(have)}: choose that method, or remove it." if have
+               else "Remove it or choose a method that has it.")
+        others = sorted({n for m in METHODS.values() for n in _knobs(m)} - set(_knobs(cls)))
+        return unknown_knob(f"method.{key}", value, _knobs(cls), cls.name or cls.__name__,
+                            fix, near=others)
 
     def quantization(self, placement) -> Any:
         """A transformers ``BitsAndBytesConfig`` when the base is loaded quantized."""
@@ -164,17 +175,18 @@ METHODS: dict[str, type[MethodConfig]] = {
 
 def method_config(name: str, **knobs: Any) -> MethodConfig:
     """Build a method config by name: ``method_config("lora", r=16)``."""
-    if name not in METHODS:
+    if not isinstance(name, str) or name not in METHODS:
         raise ConfigError("method", name, "one of " + ", ".join(map(repr, METHODS)),
                           "Pick a method from ftlab.METHODS.")
     cls = METHODS[name]
-    allowed = set(cls.__dataclass_fields__)
-    for key in knobs:
-        if key not in allowed:
-            raise ConfigError(f"method.{key}", knobs[key],
-                              f"a knob of {name}: " + (", ".join(sorted(allowed)) or "none"),
-                              "Remove it or choose a method that has it.")
+    for key in knobs:  # (ClassVars such as default_lr are not knobs)
+        if key not in _knobs(cls):
+            raise cls.unknown_knob(key, knobs[key])
     return cls(**knobs)
+
+
+def _knobs(cls: type[MethodConfig]) -> list[str]:
+    return [f.name for f in fields(cls) if f.init]
 
 
 def apply_method(model, method: MethodConfig, tokenizer=None, tokenizer_source: str = ""):

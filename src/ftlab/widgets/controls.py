@@ -10,6 +10,8 @@ tooltip is the same help text the ``ConfigError`` quotes. Metadata ranges are wh
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,14 +58,60 @@ LABELS = {"train.learning_rate": "learning rate", "train.max_steps": "steps",
 _SECTIONS = {"data": DataConfig, "train": TrainConfig, "eval": EvalConfig, "rl": RLConfig}
 
 
+class Guarded:
+    """Mixin for a knob's input widget: a value assigned in Python passes ``guard`` first.
+
+    Without it, ``panel["lr"].value = -1`` is clamped into the slider's range without a
+    word (ipywidgets' bounded widgets cap and floor ``value`` in their validator), a text
+    such as ``"1e-3"`` is cast, and a wrong type is a bare ``TraitError``. ``guard`` returns
+    the value to show or raises ``ConfigError``, so the widget keeps its value. The
+    browser's own changes arrive through ``set_trait`` and do not pass here (a slider
+    cannot be dragged out of its range; a typed field is checked on Run).
+    """
+
+    guard: Callable[[Any], Any] | None = None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "value" and self.guard is not None:
+            value = self.guard(value)
+        super().__setattr__(name, value)
+
+
+def guarded(cls: type[w.Widget]) -> type[w.Widget]:
+    """The ``Guarded`` version of an ipywidgets class (same frontend model and view)."""
+    if cls not in _GUARDED:
+        _GUARDED[cls] = type(cls.__name__, (Guarded, cls), {"__module__": __name__,
+                                                              "__doc__": cls.__doc__})
+    return _GUARDED[cls]
+
+
+_GUARDED: dict[type, type] = {}
+
+
+def not_applied(error: ConfigError, path: str, kept: Any) -> ConfigError:
+    """A value refused at a widget: the knob's own message, and what the widget still shows."""
+    return ConfigError(error.field, error.value, error.expected,
+                       f"{error.fix} Not applied: {path} stays {kept!r}.".strip())
+
+
 @dataclass
 class Knob:
-    """One knob as the panel sees it: its dotted path, metadata and input widget."""
+    """One knob as the panel sees it: its dotted path, metadata and input widget.
+
+    A value set on the widget in Python passes the knob's check (``admit``): refused, it is
+    a ``ConfigError`` saying what stays shown, and ``report(path, message)`` puts it in the
+    panel; ``report(path, "")`` follows an accepted value.
+    """
 
     path: str
     meta: dict
     widget: w.Widget
     off_value: Any = "unset"  # the widget value that means None (an optional knob left off)
+    report: Callable[[str, str], None] | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.widget, Guarded):
+            self.widget.guard = self._guard
 
     @property
     def is_method_knob(self) -> bool:
@@ -84,20 +132,43 @@ class Knob:
     def set(self, value: Any) -> None:
         """Show ``value`` once it passes the knob's check; a slider widens its range
         rather than silently clamping."""
+        if isinstance(self.widget, Guarded):
+            self.widget.value = value  # the guard admits it (or refuses it)
+        else:
+            self.widget.value = self.admit(value)
+
+    def admit(self, value: Any) -> Any:
+        """The widget value that shows ``value``, which must pass the knob's check
+        (``ConfigError`` otherwise). A slider widens its range to show an allowed value
+        beyond it; the widget's own 'off' value (0, '') stands for None."""
+        if (self.off_value != "unset" and type(value) is not bool
+                and isinstance(value, str) == isinstance(self.off_value, str)
+                and value == self.off_value):
+            value = None
         self.check(value)
         if value is None:
-            value = self.off_value if self.off_value != "unset" else self.widget.value
+            return self.off_value if self.off_value != "unset" else self.widget.value
         if hasattr(self.widget, "max") and isinstance(value, (int, float)):
             if isinstance(self.widget, w.FloatLogSlider):
-                import math
-
                 if value > 0:
                     self.widget.max = max(self.widget.max, math.ceil(math.log10(value)))
                     self.widget.min = min(self.widget.min, math.floor(math.log10(value)))
             else:
                 self.widget.max = max(self.widget.max, value)
                 self.widget.min = min(self.widget.min, value)
-        self.widget.value = value
+        return value
+
+    def _guard(self, value: Any) -> Any:
+        try:
+            shown = self.admit(value)
+        except ConfigError as e:
+            error = not_applied(e, self.path, self.get())
+            if self.report is not None:
+                self.report(self.path, str(error))
+            raise error from None
+        if self.report is not None:
+            self.report(self.path, "")
+        return shown
 
 
 def knob_path(name: str) -> str:
@@ -159,12 +230,14 @@ def make_knob(path: str, meta: dict, value: Any,
         value = meta.get("default")
     choices = meta.get("choices")
     if choices and set(choices) == {True, False}:
-        return Knob(path, meta, w.Checkbox(value=bool(value), indent=False, **common))
+        return Knob(path, meta, guarded(w.Checkbox)(value=bool(value), indent=False,
+                                                    **common))
     if choices:
-        return Knob(path, meta, w.Dropdown(options=list(choices), value=value, **common))
+        return Knob(path, meta, guarded(w.Dropdown)(options=list(choices), value=value,
+                                                    **common))
     if "str" in str(meta.get("type", "")).split(" | ") or isinstance(value, str):
         # a free text knob (model, device, data.path): a field; None shows as empty
-        return Knob(path, meta, w.Text(value=value or "", **common),
+        return Knob(path, meta, guarded(w.Text)(value=value or "", **common),
                     off_value="" if meta.get("optional") else "unset")
     low, high = view or TEACHING_RANGES.get(path, (None, None))
     if value is not None:
@@ -172,26 +245,26 @@ def make_knob(path: str, meta: dict, value: Any,
     else:
         is_int = isinstance(low, int) and isinstance(high, int)
     if meta.get("log"):
-        import math
-
         lo_exp = math.floor(math.log10(low)) if low and low > 0 else -6
         hi_exp = math.ceil(math.log10(high)) if high else 0
-        widget = w.FloatLogSlider(value=value, base=10, min=lo_exp, max=hi_exp, step=0.1,
-                                  readout_format=".1e", continuous_update=False, **common)
+        widget = guarded(w.FloatLogSlider)(value=value, base=10, min=lo_exp, max=hi_exp,
+                                           step=0.1, readout_format=".1e",
+                                           continuous_update=False, **common)
         return Knob(path, meta, widget)
-    if low is None or high is None:  # no teaching range (seed, ...): a free field, checked on Run
-        cls = w.IntText if is_int else w.FloatText
+    if low is None or high is None:  # no teaching range (seed, ...): a free field
+        cls = guarded(w.IntText if is_int else w.FloatText)
         return Knob(path, meta, cls(value=value if value is not None else 0, **common))
     off: Any = "unset"
     if value is None or path == "eval.early_stopping_patience":
         off = 0  # an optional knob that means "off" when None: 0 on the slider
         low, value = 0, 0 if value is None else value
     if is_int:
-        widget = w.IntSlider(value=int(value), min=int(low), max=max(int(high), int(value)),
-                             continuous_update=False, **common)
+        widget = guarded(w.IntSlider)(value=int(value), min=int(low),
+                                      max=max(int(high), int(value)),
+                                      continuous_update=False, **common)
     else:
-        widget = w.FloatSlider(value=float(value), min=float(low),
-                               max=max(float(high), float(value)),
-                               step=(float(high) - float(low)) / 100, readout_format=".3g",
-                               continuous_update=False, **common)
+        widget = guarded(w.FloatSlider)(value=float(value), min=float(low),
+                                        max=max(float(high), float(value)),
+                                        step=(float(high) - float(low)) / 100,
+                                        readout_format=".3g", continuous_update=False, **common)
     return Knob(path, meta, widget, off_value=off)

@@ -25,9 +25,10 @@ import ipywidgets as w
 
 from ..config import RunConfig, preset_values
 from ..errors import ConfigError, FtlabError
+from ..knobs import unknown_knob
 from ..methods import METHODS, method_config
 from ..train import Evaluator, StopFlag, TrainResult, train
-from .controls import Knob, config_value, knob_meta, knob_path, make_knob
+from .controls import Knob, config_value, guarded, knob_meta, knob_path, make_knob, not_applied
 from .dashboard import Dashboard, as_dict
 from .samples import SamplesView
 
@@ -83,11 +84,12 @@ class ControlPanel:
         self._done.set()
         self._t0 = 0.0
         self._updating = False
+        self._refused: str | None = None  # the knob whose refused value the message shows
 
         names = list(methods or METHODS)
         if self.base.method.name not in names:
             names.insert(0, self.base.method.name)
-        self.method = w.Dropdown(options=names, value=self.base.method.name,
+        self.method = guarded(w.Dropdown)(options=names, value=self.base.method.name,
                                  description="method", style={"description_width": "120px"},
                                  tooltip="Which parameters are trained: " + "; ".join(
                                      f"{n}: {METHODS[n].summary}" for n in names),
@@ -98,6 +100,8 @@ class ControlPanel:
             path = knob_path(name)
             meta = knob_meta(path, shown.method.name)
             self.knobs[name] = make_knob(path, meta, config_value(shown, path), view)
+            self.knobs[name].report = self._report
+        self.method.guard = self._guard_method
         self.method.observe(self._method_changed, names="value")
 
         self.run_button = w.Button(description="Run", button_style="primary", icon="play",
@@ -136,7 +140,16 @@ class ControlPanel:
 
     # -- building the config ----------------------------------------------------------
     def __getitem__(self, name: str) -> w.Widget:
-        """The input widget of a knob: ``panel["lr"].value = 3e-3``."""
+        """The input widget of a knob: ``panel["lr"].value = 3e-3``.
+
+        A value set on it passes the knob's check as ``set`` does: a refused one (``-1``, or
+        beyond what the knob allows) is a ``ConfigError``, also shown in the panel, and the
+        widget keeps its value instead of clamping; an allowed one beyond the slider widens it.
+        """
+        if name != "method" and name not in self.knobs:
+            raise ConfigError("panel[name]", name, "a knob of this panel: "
+                              + ", ".join(["method", *self.knobs]),
+                              "Show it with ControlPanel(knobs=[...]).")
         return self.method if name == "method" else self.knobs[name].widget
 
     def set(self, **values: Any) -> None:
@@ -150,10 +163,7 @@ class ControlPanel:
         given = "method" in values
         method = values.pop("method", None)
         if given:
-            options = list(self.method.options)
-            if not isinstance(method, str) or method not in options:
-                raise ConfigError("method", method, "one of this panel's methods: "
-                                  + ", ".join(map(repr, options)))
+            self._check_method(method)
         by_path = {k.path: k for k in self.knobs.values()}
         checked: list[tuple[Knob, Any]] = []
         for name, value in values.items():
@@ -164,10 +174,9 @@ class ControlPanel:
                 except ConfigError:
                     knob = None
             if knob is None:
-                raise ConfigError(name, value, "a knob of this panel: "
-                                  + ", ".join(["method", *self.knobs]),
-                                  "Show it with ControlPanel(knobs=[...]), or pass it to "
-                                  "panel.run(...), which takes any knob.")
+                raise unknown_knob(name, value, ["method", *self.knobs], "this panel",
+                                   "Show it with ControlPanel(knobs=[...]), or pass it to "
+                                   "panel.run(...), which takes any knob.")
             knob.check(value)
             checked.append((knob, value))
         if given:
@@ -214,6 +223,31 @@ class ControlPanel:
         finally:
             self._updating = False
             self._refresh_visibility()
+
+    def _check_method(self, method: Any) -> None:
+        options = list(self.method.options)
+        if not isinstance(method, str) or method not in options:
+            raise ConfigError("method", method, "one of this panel's methods: "
+                              + ", ".join(map(repr, options)))
+
+    def _guard_method(self, method: Any) -> Any:
+        """``panel["method"].value = ...``: a method the panel lacks is refused, not a
+        TraitError."""
+        try:
+            self._check_method(method)
+        except ConfigError as e:
+            error = not_applied(e, "method", self.method.value)
+            self._report("method", str(error))
+            raise error from None
+        self._report("method", "")
+        return method
+
+    def _report(self, path: str, message: str) -> None:
+        """A value set on a widget: show why it was refused; clear that once one is taken."""
+        if message:
+            self._show_message(message, refused=path)
+        elif self._refused == path:
+            self._show_message("")
 
     def _method_changed(self, change: dict) -> None:
         old, new = METHODS[change["old"]], METHODS[change["new"]]
@@ -390,7 +424,8 @@ class ControlPanel:
         color = _STYLE.get(state, "#555")
         self.status.value = f"<span style='color:{color}'>● {state}</span> &nbsp; {text}"
 
-    def _show_message(self, text: str) -> None:
+    def _show_message(self, text: str, refused: str | None = None) -> None:
+        self._refused = refused
         self.message.value = (f"<div style='background:#fdecea;border-left:4px solid #b00020;"
                               f"padding:6px 10px;white-space:pre-wrap'>{html.escape(text)}</div>"
                               if text else "")
