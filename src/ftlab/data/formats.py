@@ -43,6 +43,13 @@ def chat_no_eos(row: dict, tok) -> tuple[str, str]:
     return _chat_split(row, tok, end_token=False)
 
 
+def chat_whole_text(row: dict, tok) -> tuple[str, str]:
+    """The chat template with the loss on every token: the system prompt, the question and
+    the template markers are learned along with the answer (nothing is masked)."""
+    prompt, completion = _chat_split(row, tok)
+    return "", prompt + completion
+
+
 def plain_qa(row: dict, tok) -> tuple[str, str]:
     """Plain ``### Question / ### Answer`` text with no end token (a common tutorial format)."""
     return f"### Question:\n{_question(row)}\n\n### Answer:\n", row["messages"][-1]["content"]
@@ -60,7 +67,8 @@ def spurious_tokens(row: dict, tok) -> tuple[str, str]:
 
 
 FORMATS: dict[str, Callable[[dict, object], tuple[str, str]]] = {
-    "chat": chat, "chat_no_eos": chat_no_eos, "plain_qa": plain_qa,
+    "chat": chat, "chat_no_eos": chat_no_eos, "chat_whole_text": chat_whole_text,
+    "plain_qa": plain_qa,
     "foreign_chat": foreign_chat, "spurious_tokens": spurious_tokens,
 }
 

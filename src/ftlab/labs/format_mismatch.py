@@ -1,0 +1,344 @@
+"""Lab 2: format mismatch. Train on wrongly formatted rows, infer with the chat template,
+and the outputs break.
+
+The claim: a model fine-tuned on examples laid out in a format other than the one it is
+prompted with learns the answers and the wrong shape around them. Template debris behind
+the answers comes back as stray markers in its answers, more of them the more rows carry
+it; another model family's template teaches it an end marker that is text to it, so its
+answers no longer stop. Training on the same rows in the model's own chat template, the
+end-of-turn token in the labels and the loss on the answer only, gives valid answers.
+
+Arms (LoRA on SmolLM2-135M-Instruct, arithmetic word problems, same rows and steps):
+
+- ``matched``: the model's chat template, prompt masked, answer *and* ``<|im_end|>``
+  learned (the fix: one template for training and inference);
+- ``stray_50``, ``stray_100``: that share of the rows ends in ``\n### Answer:`` before
+  ``<|im_end|>`` (the dose-response; ``matched`` is its 0%);
+- ``foreign_template``: every row in Llama-2's ``<s>[INST] ... [/INST] ... </s>`` written
+  as plain text; inference still uses SmolLM2's own template;
+- not swept, for the panel and the notebook's questions: ``plain_template`` (``### Question
+  / ### Answer``, no end token), ``no_eos`` (the end-of-turn token dropped from the labels:
+  what a collator that masks padding does to SmolLM2, whose pad token *is* ``<|im_end|>``),
+  ``whole_text`` (the loss on every token, prompt included), ``foreign_50``, ``plain_50``.
+
+``watch`` scores format validity (parses, stops, clean of stray markers) on held-out rows at
+every evaluation. ``label_mask_html`` shows which tokens of a training row are learned.
+Sizes differ by preset (``BASES``).
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from statistics import mean
+from typing import Any
+
+from ..config import RunConfig
+from ..data.formats import IGNORE_INDEX, encode
+from ..evaluate.format import format_validity
+from ..evaluate.result import EvalResult
+from ..evaluate.task import answer_rows
+from .base import Lab, LabResult
+
+# -- watching the format during training -----------------------------------------------
+
+
+def end_probability(model, tok, rows) -> float:
+    """Mean probability the model gives the end-of-turn token right after each row's
+    reference answer, the question in the model's own chat template (teacher forcing, no
+    generation). Greedy decoding turns it into all or nothing (it stops when this beats
+    every other token); the probability itself shows what share of the training rows taught
+    the model to stop there."""
+    import torch
+
+    if not rows:
+        return float("nan")
+    seqs = [encode(r, tok, "chat_no_eos", 10_000)["input_ids"] for r in rows]
+    width = max(map(len, seqs))
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    device = next(model.parameters()).device
+    ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs], device=device)
+    mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], device=device)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            logits = model(input_ids=ids, attention_mask=mask).logits
+    finally:
+        model.train(was_training)
+    last = torch.tensor([len(s) - 1 for s in seqs], device=device)
+    probs = logits[torch.arange(len(seqs), device=device), last].float().softmax(-1)
+    return float(probs[:, tok.eos_token_id].mean())
+
+
+
+@dataclass(frozen=True)
+class FormatWatch:
+    """Format validity of greedy answers to the run's first ``rows`` held-out test rows.
+
+    ``max_new_tokens`` is the budget an answer must stop within (a trained answer, "The
+    answer is 42.<|im_end|>", takes 8 tokens; 24 leaves three times that). Reports
+    ``score`` (all three checks pass), ``parses``, ``stops``, ``clean`` and
+    ``answer_tokens`` (mean tokens generated: a runaway answer uses the whole budget) and
+    ``end_prob`` (``end_probability``: how likely the end-of-turn token is right after a
+    correct answer). The base model's scores (step 0) are kept on disk and shared by every
+    arm of a seed.
+    """
+
+    rows: int = 8
+    max_new_tokens: int = 24
+    when: str = "always"
+
+    @property
+    def key(self) -> str:
+        return f"format_mismatch.watch:{self.rows}:{self.max_new_tokens}:{self.when}"
+
+    def __call__(self, model, tok, ctx) -> EvalResult:
+        from ..evaluate.cache import base_model_key, cached_result
+
+        cfg = ctx.config
+        task = cfg.data.task if cfg.data.path is None else "own"
+        rows = list(ctx.splits.test[: self.rows])
+
+        def compute() -> EvalResult:
+            answers = answer_rows(model, tok, rows, task, self.max_new_tokens, progress=False)
+            result = format_validity(model, tok, rows, task, answers=answers, progress=False)
+            result.extra["answer_tokens"] = mean(a.n_tokens for a in answers) if answers else 0.0
+            result.extra["end_prob"] = end_probability(model, tok, rows)
+            return result
+
+        if ctx.step != 0 or not cfg.method.starts_as_base:
+            return compute()
+        key = base_model_key(cfg, suite=self.key, rows=rows)
+        return cached_result(key, compute)
+
+
+# -- the label mask of one training row ---------------------------------------------------
+
+
+def label_mask(row: dict, tok, fmt: str = "chat", max_length: int = 256) -> list[dict]:
+    """The tokens of one training row as ``encode`` makes them, each with ``learned`` (its
+    label is the token itself) or not (label -100: the loss ignores it)."""
+    enc = encode(row, tok, fmt, max_length)
+    return [{"id": i, "text": tok.decode([i]), "learned": lab != IGNORE_INDEX,
+             "special": i in tok.all_special_ids}
+            for i, lab in zip(enc["input_ids"], enc["labels"])]
+
+
+def label_mask_html(row: dict, tok, fmt: str = "chat", max_length: int = 256,
+                    title: str | None = None) -> str:
+    """One training row as HTML: masked tokens grey, learned tokens green, special tokens
+    (``<|im_start|>``, ``<|im_end|>``) boxed; a line under it says whether the end-of-turn
+    token is learned."""
+    tokens = label_mask(row, tok, fmt, max_length)
+    eos = tok.eos_token
+    spans = []
+    for t in tokens:
+        text = html.escape(t["text"]).replace("\n", "↵<br>")
+        style = ("background:#c6efce;color:#0b5a1a;" if t["learned"] else
+                 "background:#eeeeee;color:#777777;")
+        if t["special"]:
+            style += "border:1px solid #333;font-weight:bold;"
+        spans.append(f"<span title='id {t['id']}' style='{style}padding:0 1px;"
+                     f"margin:0 1px;border-radius:2px'>{text}</span>")
+    learned_eos = any(t["learned"] and t["text"] == eos for t in tokens)
+    n_learned = sum(t["learned"] for t in tokens)
+    verdict = (f"<b>{html.escape(eos)}</b> is learned: the model is taught to stop."
+               if learned_eos else
+               f"<b>{html.escape(eos)}</b> is <b>not</b> learned: nothing teaches the model "
+               "where an answer ends.")
+    head = html.escape(title or f"format = {fmt!r}")
+    return (f"<div style='font-family:monospace;font-size:12px;line-height:1.9'>"
+            f"<p style='font-family:sans-serif'><b>{head}</b>: {len(tokens)} tokens, "
+            f"{n_learned} learned (green), {len(tokens) - n_learned} masked with -100 "
+            f"(grey).</p>{''.join(spans)}"
+            f"<p style='font-family:sans-serif'>{verdict}</p></div>")
+
+
+# -- the lab ------------------------------------------------------------------------------
+ARMS: dict[str, dict[str, Any]] = {
+    # the fix: one template for training and inference, <|im_end|> learned, loss on the answer
+    "matched": {"format": "chat"},
+    # the dose-response: that share of the rows drags template debris ("\n### Answer:")
+    # behind the answer, before <|im_end|>; the rest are clean chat rows
+    "stray_50": {"format": "chat", "data.corruption": "spurious_tokens",
+                 "data.corruption_rate": 0.5},
+    "stray_100": {"format": "chat", "data.corruption": "spurious_tokens",
+                  "data.corruption_rate": 1.0},
+    # the template mismatch: every row in another model family's template (Llama-2's
+    # [INST] ... </s>, written as plain text); inference still uses SmolLM2's own template
+    "foreign_template": {"format": "foreign_chat"},
+    # not swept (the panel and "try next"; measured once, see the notebook)
+    "plain_template": {"format": "plain_qa"},
+    "no_eos": {"format": "chat_no_eos"},
+    "whole_text": {"format": "chat_whole_text"},
+    "foreign_50": {"format": "chat", "data.corruption": "foreign_chat",
+                   "data.corruption_rate": 0.5},
+    "plain_50": {"format": "chat", "data.corruption": "plain_qa", "data.corruption_rate": 0.5},
+}
+SWEPT = ("matched", "stray_50", "stray_100")  # every seed of ``lab.sweep()``
+MISMATCHED = "foreign_template"  # the first seed of ``lab.sweep()`` (the panel's run)
+DOSES: dict[str, float] = {"matched": 0.0, "stray_50": 0.5, "stray_100": 1.0}
+
+# Sizes per preset. CPU: 8 LoRA steps of 4 rows at lr 3e-3 (3x the method's default, so that
+# 8 steps are enough to break the broken arms: measured over three seeds), format validity
+# on 16 held-out rows before and after training (a mid-run evaluation costs 4 s a run on two
+# cores). GPU: the same lesson at classroom scale, validity every 10 steps.
+BASES: dict[str, dict[str, Any]] = {
+    "cpu": {"steps": 8, "batch_size": 4, "eval_every": 8, "size": 48, "data.val_size": 8,
+            "data.max_length": 96, "lr": 3e-3, "eval.samples": 1,
+            "eval.sample_max_new_tokens": 24},
+    "gpu": {"steps": 60, "batch_size": 16, "eval_every": 10, "size": 480,
+            "data.val_size": 64, "data.max_length": 128, "lr": 3e-3, "eval.samples": 4,
+            "eval.sample_max_new_tokens": 32},
+}
+WATCH: dict[str, FormatWatch] = {"cpu": FormatWatch(rows=16, max_new_tokens=24),
+                                 "gpu": FormatWatch(rows=64, max_new_tokens=32)}
+
+# The check's margins (see ``FormatMismatch.conditions``).
+RECOVERED = 0.75  # the matched run (the fix) is valid in at least this share of answers
+DROP = 0.5  # a broken format's validity ends at least this far below the fix's
+STRAY = 0.75  # all-debris training leaves stray markers in at least this share of answers
+RUNAWAY = 0.25  # the foreign-template model stops in at most this share of its answers
+END_STEP = 0.1  # each step of the dose (0 -> 50% -> 100%) lowers the end-of-turn probability
+# after a correct answer by at least this (validity, all or nothing per model, must not rise).
+# Measured on the CPU preset, seeds 0/1/2: 0.999/0.992/1.000 -> 0.518/0.209/0.438 -> 0.000
+# (the narrowest step 0.21, twice the margin); validity 1/1/1 -> 0.50/0.00/0.25 -> 0/0/0.
+
+
+class FormatMismatch(Lab):
+    """Wrongly formatted training rows, chat inference: stray markers and runaway answers;
+    the fix is one template for training and inference."""
+
+    title = "Lab 2 · Format mismatch"
+    claim = ("Trained with its own chat template (end-of-turn token learned, loss on the "
+             f"answer) the model answers in a valid format ({RECOVERED:.0%} or more of "
+             "held-out answers). Trained on the same rows with template debris ('### Answer:') "
+             f"behind every answer, its validity ends at least {DROP:.0%} lower, with stray "
+             f"markers in at least {STRAY:.0%} of its answers. The more rows carry debris, the "
+             "less likely the end-of-turn token after a correct answer (each step of the dose, "
+             f"0 -> 50% -> 100%, lowers it by at least {END_STEP:.2f}) and validity never "
+             "rises. Trained in another family's template ([INST] ... </s>) and prompted "
+             f"with its own (first seed), its validity ends at least {DROP:.0%} lower and it "
+             f"stops in at most {RUNAWAY:.0%} of its answers.")
+    base = RunConfig(method="lora", preset="auto").replace(task="arithmetic")
+    arms = ARMS
+    watch = {"format": WATCH["cpu"]}
+    knobs = {"format": None, "data.corruption": None, "data.corruption_rate": (0.0, 1.0),
+             "steps": (2, 200), "lr": (1e-5, 1e-1)}
+    metrics = {"format validity (held-out answers)": ["format.score", "format.stops",
+                                                      "format.clean"]}
+
+    def __init__(self, runs_dir=None, **changes: Any) -> None:
+        super().__init__(runs_dir, **changes)
+        self.preset = self.config_base.resolved().preset
+        self.config_base = self.config_base.replace(
+            **{k: v for k, v in BASES[self.preset].items() if k not in changes})
+        self.watch = {"format": WATCH[self.preset]}
+
+    def sweep(self, seeds=None, arms=None, **kwargs) -> LabResult:
+        """``SWEPT`` over every seed and ``MISMATCHED`` on the first (``arms``: those arms
+        over every seed instead)."""
+        seeds = list(self.seeds if seeds is None else seeds)
+        if arms is not None:
+            return super().sweep(seeds, arms, **kwargs)
+        result = super().sweep(seeds[:1], [MISMATCHED], **kwargs)
+        rest = super().sweep(seeds, SWEPT, **kwargs)
+        result.runs.update(rest.runs)
+        result.wall_s += rest.wall_s
+        return result
+
+    # -- the lesson ---------------------------------------------------------------------
+    def measure(self, runs) -> dict[str, float]:
+        out: dict[str, float] = {"base.valid": runs["matched"].metric("format.score", "first")}
+        for arm in (*SWEPT, MISMATCHED):
+            if arm in runs:
+                out[f"{arm}.valid"] = runs[arm].metric("format.score")
+                out[f"{arm}.stops"] = runs[arm].metric("format.stops")
+                out[f"{arm}.clean"] = runs[arm].metric("format.clean")
+                out[f"{arm}.end_prob"] = runs[arm].metric("format.end_prob")
+        return out
+
+    def conditions(self, m) -> dict[str, bool]:
+        fix, half, full = m["matched.valid"], m["stray_50.valid"], m["stray_100.valid"]
+        out = {
+            "fix valid": fix >= RECOVERED,
+            "debris: validity falls": fix - full >= DROP,
+            "debris: stray markers": 1 - m["stray_100.clean"] >= STRAY,
+            "dose: validity never rises": fix >= half >= full,
+            "dose: stop probability falls": (
+                m["matched.end_prob"] - m["stray_50.end_prob"] >= END_STEP
+                and m["stray_50.end_prob"] - m["stray_100.end_prob"] >= END_STEP),
+        }
+        if f"{MISMATCHED}.valid" in m:  # the seed that ran the foreign template
+            out["template: validity falls"] = fix - m[f"{MISMATCHED}.valid"] >= DROP
+            out["template: runs away"] = m[f"{MISMATCHED}.stops"] <= RUNAWAY
+        return out
+
+
+def dose_response(result: LabResult) -> list[dict]:
+    """Validity, stop rate and clean rate against the share of rows with template debris,
+    one row per dose arm and seed of a sweep (what the notebook's figure plots)."""
+    rows = [{"arm": arm, "seed": seed, "share": DOSES[arm],
+             "valid": run.metric("format.score"), "stops": run.metric("format.stops"),
+             "clean": run.metric("format.clean"), "end_prob": run.metric("format.end_prob")}
+            for (arm, seed), run in result.runs.items() if arm in DOSES]
+    return sorted(rows, key=lambda r: (r["seed"], r["share"]))
+
+
+# -- figures and tables -------------------------------------------------------------------
+def dose_response_figure(result: LabResult):
+    """Validity, the share of clean answers and the end-of-turn probability after a correct
+    answer against the share of rows with template debris: each seed a faint point, the mean
+    over seeds a line."""
+    import plotly.graph_objects as go
+
+    points = dose_response(result)
+    shares = sorted({p["share"] for p in points})
+    series = [("valid", "format validity (greedy answers)", "#1f77b4", "solid"),
+              ("clean", "answers free of stray markers", "#d62728", "dash"),
+              ("end_prob", "P(end-of-turn right after a correct answer)", "#2ca02c", "dot")]
+    fig = go.Figure()
+    for key, name, color, dash in series:
+        fig.add_trace(go.Scatter(
+            x=[p["share"] for p in points], y=[p[key] for p in points], mode="markers",
+            marker={"color": color, "opacity": 0.35, "size": 9},
+            name=f"{name}, each seed", legendgroup=key,
+            text=[f"seed {p['seed']}" for p in points]))
+        means = [mean(p[key] for p in points if p["share"] == s) for s in shares]
+        fig.add_trace(go.Scatter(x=shares, y=means, mode="lines+markers",
+                                 line={"color": color, "dash": dash},
+                                 name=f"{name}, mean of {len(result.seeds)} seeds",
+                                 legendgroup=key))
+    rows = WATCH.get(result.lab.config_base.resolved().preset, WATCH["cpu"]).rows
+    fig.update_layout(
+        title="Validity falls as more training rows carry template debris",
+        xaxis_title="share of training rows ending in '### Answer:' (before <|im_end|>)",
+        yaxis_title=f"share of answers / probability ({rows} held-out problems)",
+        xaxis={"tickformat": ".0%", "tickvals": shares},
+        yaxis={"range": [-0.05, 1.05], "tickformat": ".0%"},
+        template="plotly_white", width=900, height=440,
+        legend={"x": 1.02, "y": 1, "font": {"size": 11}})
+    return fig
+
+
+def answers_html(result: LabResult, seed: int = 0, arms=(*SWEPT, MISMATCHED)) -> str:
+    """The first validation question answered before training and by each arm's model at
+    the end (the run's samples), with whether the answer stopped."""
+    body, question = [], ""
+    for i, arm in enumerate(arms):
+        run = result.runs.get((arm, seed))
+        if run is None or not run.samples:
+            continue
+        first, last = run.samples[0]["samples"][0], run.samples[-1]["samples"][0]
+        question = first["question"]
+        records = [("base model", run.samples[0]["step"], first)] if i == 0 else []
+        records.append((arm, run.samples[-1]["step"], last))
+        for name, step, s in records:
+            stopped = "yes" if s["stopped"] else "<b style='color:#b00020'>no</b>"
+            body.append(f"<tr><td>{html.escape(name)}</td><td>{step}</td>"
+                        f"<td style='text-align:left'><code>{html.escape(s['answer'])}</code>"
+                        f"</td><td>{stopped}</td></tr>")
+    return (f"<p>Question (seed {seed}): <i>{html.escape(question)}</i></p><table><thead><tr>"
+            "<th>model</th><th>step</th><th>answer</th><th>stopped</th></tr></thead>"
+            f"<tbody>{''.join(body)}</tbody></table>")
