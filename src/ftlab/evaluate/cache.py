@@ -57,3 +57,11 @@ def cached_result(key: dict, compute: Callable[[], EvalResult]) -> EvalResult:
     except OSError:
         pass  # a read-only cache only costs time
     return result
+
+
+def base_scored(ctx, compute: Callable[[], EvalResult], **what) -> EvalResult:
+    """``compute()`` for an evaluator; while the model is still the base model (step 0 of a
+    method that starts as it), from the disk cache under ``base_model_key(**what)``."""
+    if ctx.step != 0 or not ctx.config.method.starts_as_base:
+        return compute()
+    return cached_result(base_model_key(ctx.config, **what), compute)

@@ -161,7 +161,7 @@ class SuiteEvaluator:
         return list(split[:n])
 
     def __call__(self, model, tok, ctx) -> EvalResult:
-        from .cache import base_model_key, cached_result
+        from .cache import base_scored
 
         cfg = ctx.config
         task = cfg.data.task if cfg.data.path is None else "own"
@@ -171,10 +171,7 @@ class SuiteEvaluator:
             return run_suite(self.suite, model, tok, preset=self.preset, task=task,
                              seed=cfg.seed, rows=rows, progress=False)
 
-        if ctx.step != 0 or not cfg.method.starts_as_base:
-            return compute()
-        key = base_model_key(cfg, suite=self.suite, preset=self.preset, rows=rows)
-        return cached_result(key, compute)
+        return base_scored(ctx, compute, suite=self.suite, preset=self.preset, rows=rows)
 
 
 def evaluator(suite: str, preset: str = "cpu", when: str = "ends",

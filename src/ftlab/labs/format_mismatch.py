@@ -94,7 +94,7 @@ class FormatWatch:
         return f"format_mismatch.watch:{self.rows}:{self.max_new_tokens}:{self.when}"
 
     def __call__(self, model, tok, ctx) -> EvalResult:
-        from ..evaluate.cache import base_model_key, cached_result
+        from ..evaluate.cache import base_scored
 
         cfg = ctx.config
         task = cfg.data.task if cfg.data.path is None else "own"
@@ -107,10 +107,7 @@ class FormatWatch:
             result.extra["end_prob"] = end_probability(model, tok, rows)
             return result
 
-        if ctx.step != 0 or not cfg.method.starts_as_base:
-            return compute()
-        key = base_model_key(cfg, suite=self.key, rows=rows)
-        return cached_result(key, compute)
+        return base_scored(ctx, compute, suite=self.key, rows=rows)
 
 
 # -- the label mask of one training row ---------------------------------------------------

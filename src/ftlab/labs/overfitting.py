@@ -93,7 +93,7 @@ class MemorisationProbe:
         return f"overfitting.memorisation:{self.train_rows}:{self.heldout_rows}:{self.when}"
 
     def __call__(self, model, tok, ctx) -> EvalResult:
-        from ..evaluate.cache import base_model_key, cached_result
+        from ..evaluate.cache import base_scored
 
         cfg = ctx.config
         task = cfg.data.task if cfg.data.path is None else "own"
@@ -109,9 +109,7 @@ class MemorisationProbe:
             return EvalResult("memorisation", numbers["gap"], len(train) + len(held),
                               extra=numbers)
 
-        if ctx.step != 0 or not cfg.method.starts_as_base:
-            return compute()
-        return cached_result(base_model_key(cfg, suite=self.key, rows=train + held), compute)
+        return base_scored(ctx, compute, suite=self.key, rows=train + held)
 
 
 # -- the lab ------------------------------------------------------------------------------
