@@ -237,20 +237,44 @@ def benchmark_items(preset: str = "cpu") -> int:
     return len(benchmark_subset(SUITE_PRESETS[preset].benchmark_per_area))
 
 
+def base_scores(runs: dict[str, Run]) -> dict[str, float | None]:
+    """Task and benchmark scores of the unchanged base model: step 0 of a run whose method
+    starts as the base (full fine-tuning, LoRA). Step 0 of prefix tuning is the base with a
+    random prefix, of QLoRA the 4-bit base, of prompt tuning the base with a text prompt."""
+    from ..methods import METHODS
+
+    for arm in ("full", "lora", *runs):
+        r = runs.get(arm)
+        if r is not None and METHODS[r.config.method.name].starts_as_base:
+            return {"task": r.metric("task.score", at="first"),
+                    "bench": r.metric("bench.score", at="first")}
+    return {"task": None, "bench": None}
+
+
 def compare_numbers(runs: dict[str, Run], probes: dict[str, dict],
                     preset: str = "cpu") -> dict[str, dict[str, float]]:
-    """Every measured number of the compare table, by method (raw units: bytes, shares)."""
+    """Every measured number of the compare table, by method (raw units: bytes, shares).
+
+    "Before" (``task_first``, ``bench_first``) is the unchanged base model for every method
+    when a run that starts as the base is among ``runs`` (see ``base_scores``), so forgetting
+    is measured from what the model knew; each run's own step 0 is kept as ``task_start`` and
+    ``bench_start``."""
     n_bench = benchmark_items(preset)
+    base = base_scores(runs)
     out = {}
     for arm, r in runs.items():
         f, p = r.final, probes.get(arm, {})
-        b0, b1 = r.metric("bench.score", at="first"), r.metric("bench.score")
+        t0 = r.metric("task.score", at="first")
+        s0 = r.metric("bench.score", at="first")
+        b0 = s0 if base["bench"] is None else base["bench"]
+        b1 = r.metric("bench.score")
         lo, hi = change_interval(b0, b1, n_bench) if None not in (b0, b1) else (None, None)
         out[arm] = {
             "share_%": f["params"]["percent"], "trainable": f["params"]["trainable"],
             "val_first": f["first_val_loss"], "val_final": f["final_val_loss"],
-            "task_first": r.metric("task.score", at="first"), "task_final": r.metric("task.score"),
-            "bench_first": b0, "bench_final": b1,
+            "task_first": t0 if base["task"] is None else base["task"],
+            "task_final": r.metric("task.score"), "task_start": t0,
+            "bench_first": b0, "bench_final": b1, "bench_start": s0,
             "bench_change": None if b0 is None else b1 - b0, "bench_lo": lo, "bench_hi": hi,
             "step_s": f["step_time_s"],
             "measured_bytes": p.get("training_bytes"), "build_bytes": p.get("build_bytes"),
@@ -287,6 +311,135 @@ def compare_rows(numbers: dict[str, dict[str, float]]) -> list[dict]:
             "saved on disk (MB)": ("" if m["saved_bytes"] is None
                                    else f"{m['saved_bytes'] / mb:.3g}"),
         })
+    return rows
+
+
+# -- the course table's claims, checked row by row ---------------------------------------
+CLAIMS = {  # the table every learner is shown (issue 9), column by column
+    "full": {"params": "100%", "memory": "very high", "forgetting": "high",
+             "quality": "highest"},
+    "lora": {"params": "0.1–1%", "memory": "low", "forgetting": "low",
+             "quality": "near-full"},
+    "qlora": {"params": "0.1–1%", "memory": "very low", "forgetting": "low",
+              "quality": "slightly below LoRA"},
+    "prefix": {"params": "~0.1%", "memory": "low", "forgetting": "very low",
+               "quality": "moderate"},
+    "prompt": {"params": "~0.01%", "memory": "very low", "forgetting": "very low",
+               "quality": "lower than LoRA"},
+}
+# "~x%" is read as within a factor of about 3 of x
+SHARE_CLAIMS = {"full": (100.0, 100.0), "lora": (0.1, 1.0), "qlora": (0.1, 1.0),
+                "prefix": (0.03, 0.3), "prompt": (0.003, 0.03)}
+VERY_HIGH = 1.5  # full's memory at least this many times any other method's
+LOW = 0.67  # "low": at most this share of full fine-tuning's memory
+VERY_LOW = 0.8  # "very low": at most this share of LoRA's memory
+SLIGHTLY = 0.10  # "slightly below": a gap whose whole interval lies further down is not slight
+AGREES, DISAGREES, CANNOT_TELL = "agrees", "does not agree", "cannot tell"
+
+
+def _direction(lo: float, hi: float, expected: str) -> str:
+    """Verdict on a difference's 95% interval: ``expected`` is "above" or "below" 0."""
+    if lo <= 0 <= hi:
+        return CANNOT_TELL
+    return AGREES if (lo > 0) == (expected == "above") else DISAGREES
+
+
+def agreement(numbers: dict[str, dict[str, float]], task_rows: int,
+              bench_items: int) -> dict[str, dict[str, dict]]:
+    """Each cell of the course table against its measurement: by method and column, the
+    claim, what was measured and a verdict (agrees / does not agree / cannot tell).
+
+    - params: the measured share inside the claimed range (``SHARE_CLAIMS``);
+    - memory (the fresh-process peak, else the analytic total): full "very high" if at
+      least ``VERY_HIGH`` × every other method's; "low" if at most ``LOW`` × full's;
+      "very low" if at most ``VERY_LOW`` × LoRA's;
+    - forgetting: the benchmark change's 95% interval; a drop that excludes 0 agrees with
+      "high" and disagrees with "low"/"very low", a rise the reverse; an interval holding 0
+      cannot tell (nor can it tell "low" from "very low");
+    - quality: the task score's difference from a reference method (full: the best other
+      method; LoRA: full; QLoRA, prefix, prompt: LoRA), with its 95% interval; one that
+      holds 0 cannot tell. "Near-full" agrees unless significantly below full; "slightly
+      below" does not agree when even the interval's top is more than ``SLIGHTLY`` below.
+    """
+    def mem(a):
+        m = numbers[a]
+        return m["measured_bytes"] if m.get("measured_bytes") is not None \
+            else m["analytic_bytes"]
+
+    out: dict[str, dict[str, dict]] = {}
+    for arm, m in numbers.items():
+        claim, cells = CLAIMS[arm], {}
+        lo, hi = SHARE_CLAIMS[arm]
+        share = m["share_%"]
+        cells["params"] = {"measured": f"{share:.3g}%",
+                           "verdict": AGREES if lo * (1 - 1e-9) <= share <= hi * (1 + 1e-9)
+                           else DISAGREES}
+        mb = mem(arm) / 2**20
+        if arm == "full":
+            others = [mem(a) for a in numbers if a != "full"]
+            ok = bool(others) and mem("full") >= VERY_HIGH * max(others)
+            measured = (f"{mb:.0f} MB, {mem('full') / max(others):.1f}× the next"
+                        if others else f"{mb:.0f} MB")
+        elif claim["memory"] == "low" and "full" in numbers:
+            ok = mem(arm) <= LOW * mem("full")
+            measured = f"{mb:.0f} MB, {mem(arm) / mem('full'):.0%} of full's"
+        elif "lora" in numbers and arm != "lora":
+            ok = mem(arm) <= VERY_LOW * mem("lora")
+            measured = f"{mb:.0f} MB, {mem(arm) / mem('lora'):.0%} of LoRA's"
+        else:
+            ok, measured = None, f"{mb:.0f} MB"
+        cells["memory"] = {"measured": measured, "verdict": CANNOT_TELL if ok is None
+                           else AGREES if ok else DISAGREES}
+        if m.get("bench_change") is None:
+            cells["forgetting"] = {"measured": "not measured", "verdict": CANNOT_TELL}
+        else:
+            verdict = _direction(m["bench_lo"], m["bench_hi"], "above")  # a rise
+            if claim["forgetting"] == "high" and verdict != CANNOT_TELL:
+                verdict = DISAGREES if verdict == AGREES else AGREES
+            cells["forgetting"] = {
+                "measured": f"{100 * m['bench_change']:+.0f} pts ({100 * m['bench_lo']:+.0f} "
+                            f"to {100 * m['bench_hi']:+.0f}, {bench_items} items)",
+                "verdict": verdict}
+        if arm == "full":
+            rivals = [a for a in numbers if a != "full"]
+            ref = max(rivals, key=lambda a: numbers[a]["task_final"]) if rivals else None
+        else:
+            ref = "full" if arm == "lora" else "lora"
+        if ref is None or ref not in numbers or ref == arm:
+            cells["quality"] = {"measured": f"{100 * m['task_final']:.0f}%",
+                                "verdict": CANNOT_TELL}
+        else:
+            a, b = numbers[ref]["task_final"], m["task_final"]
+            dlo, dhi = change_interval(a, b, task_rows)
+            if arm == "full":
+                verdict = _direction(dlo, dhi, "above")
+            elif arm == "lora":
+                verdict = DISAGREES if dhi < 0 else AGREES if dlo > 0 else CANNOT_TELL
+            else:
+                verdict = _direction(dlo, dhi, "below")
+                if claim["quality"].startswith("slightly") and dhi < -SLIGHTLY:
+                    verdict = DISAGREES  # below, but by far more than slightly
+            cells["quality"] = {
+                "measured": f"{100 * b:.0f}% vs {LABELS[ref]} {100 * a:.0f}% "
+                            f"({100 * (b - a):+.0f} pts, {100 * dlo:+.0f} to {100 * dhi:+.0f})",
+                "verdict": verdict}
+        for col, cell in cells.items():
+            cell["claim"] = claim[col]
+        out[arm] = cells
+    return out
+
+
+def agreement_rows(cells: dict[str, dict[str, dict]]) -> list[dict]:
+    """One display row per method: each column as "claim → measured: verdict"."""
+    rows = []
+    for arm, cols in cells.items():
+        row = {"method": LABELS.get(arm, arm)}
+        for col, c in cols.items():
+            row[col] = f"{c['claim']} → {c['measured']}: {c['verdict']}"
+        tally = [c["verdict"] for c in cols.values()]
+        row["agrees / not / cannot tell"] = (f"{tally.count(AGREES)} / {tally.count(DISAGREES)}"
+                                             f" / {tally.count(CANNOT_TELL)}")
+        rows.append(row)
     return rows
 
 
