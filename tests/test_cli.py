@@ -1,15 +1,34 @@
-"""The CLI builds the same RunConfig and prints JSON a script can read."""
+"""The CLI builds the same RunConfig and prints JSON a script can read.
 
+The commands run in this process (``cli.main``, what ``python -m ftlab`` calls): a fresh
+interpreter costs seconds of imports per call. ``test_hostile_cli`` runs real processes.
+"""
+
+import contextlib
+import io
 import json
-import subprocess
-import sys
+from dataclasses import dataclass
 
 import pytest
 
+from ftlab.cli import main
 
-def ftlab(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ftlab", *args], capture_output=True,
-                          text=True, timeout=600)
+
+@dataclass
+class Out:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def ftlab(*args: str) -> Out:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as e:  # what the interpreter would turn into an exit status
+            code = e.code if isinstance(e.code, int) else 1
+    return Out(code, out.getvalue(), err.getvalue())
 
 
 @pytest.mark.slow

@@ -30,11 +30,16 @@ def base_model_key(cfg, **what) -> dict:
             "items": items, "ftlab": code_version(), **what}
 
 
-def _path(key: dict):
+def evals_dir():
+    """Where the scores live: ``evals/`` in ftlab's cache (``FTLAB_CACHE``)."""
     from ..models import cache_dir
 
+    return cache_dir() / "evals"
+
+
+def _path(key: dict):
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
-    return cache_dir() / "evals" / f"{digest}.json"
+    return evals_dir() / f"{digest}.json"
 
 
 def cached_result(key: dict, compute: Callable[[], EvalResult]) -> EvalResult:

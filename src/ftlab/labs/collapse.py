@@ -1,0 +1,231 @@
+"""Lab 3: instruction-following collapse, and what keeps a model flexible.
+
+The claim: aggressive fine-tuning on one narrow task (a review in, "positive" or "negative"
+out) makes the model rigid. Asked anything else ("answer in capitals", "three bullet
+points", "reply in JSON") it answers in the task's form, one word, and fails instructions
+it followed before; the task itself is learned perfectly. Gentler training (a lower
+learning rate), LoRA instead of full fine-tuning, or general instruction data mixed into
+training (``data.mix_share``, ``ftlab.data.mix``) are the mitigations, each measured.
+
+The instrument is non-vacuous (``ftlab.evaluate.probes``): a probe passes only when the
+answer keeps the format *and* is on topic with substance, so "positive" does not pass
+"answer in lowercase". Two numbers show collapse: the probe pass rate falls and the share
+of open prompts answered in the training form rises. The arms and evaluators are those of
+Lab 5 (``ftlab.labs.regression``), so each run is trained once for both labs.
+
+Arms (sentiment, the same steps and data; sizes by preset, ``BASES``):
+
+- ``aggressive``: full fine-tuning at a high learning rate;
+- ``gentle``: the same at a tenth of the learning rate;
+- ``lora``: LoRA (rank 8) at its own usual learning rate;
+- ``mixed``: the aggressive run with half of its training rows general instructions.
+
+``lab.sweep()`` runs the checked arms, ``aggressive`` and ``gentle``, over three seeds
+(``CHECKED``); ``lab.sweep(seeds=(0,), arms=("lora", "mixed"))`` adds the other two. Measured
+at this budget (135M, 12 steps, seeds 0-2): only the gentler schedule keeps most of the base
+pass rate; LoRA at its usual rate collapses too (to a few words, not the label), and the mix
+keeps the answers long but not their formats (it holds no formatting instruction: it
+teaches what it contains).
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from ..config import RunConfig
+from ..data.probes import PROBE_TYPES
+from ..evaluate.behaviour import Sizes, behaviour_watch, run_paired, saved_answers
+from ..runs import Run
+from .base import Lab, LabResult
+
+# -- the arms -----------------------------------------------------------------------------
+ARMS: dict[str, dict[str, Any]] = {
+    "aggressive": {"method": "full", "lr": 2e-4},
+    "gentle": {"method": "full", "lr": 2e-5},
+    "lora": {"method": "lora", "lr": 1e-3},
+    "mixed": {"method": "full", "lr": 2e-4, "mix_share": 0.5},
+}
+# The arms watched live (every LIVE_EVERY steps: the probe pass rate falls as it trains);
+# the others are evaluated before and after only, which keeps the sweep short.
+LIVE_ARMS = ("aggressive",)
+LIVE_EVERY = {"cpu": 4, "gpu": 25}
+CHECKED = ("aggressive", "gentle")  # what ``sweep()`` runs by default, over every seed
+BASES: dict[str, dict[str, Any]] = {
+    # cpu: 12 steps of 4 rows (sentiment rows are ~50 tokens; general rows up to ~120).
+    # At 8 steps the form is learned (one word, a label) but not yet the task (score 0.5).
+    "cpu": {"task": "sentiment", "size": 64, "steps": 12, "batch_size": 4, "eval_every": 12,
+            "data.val_size": 8, "data.max_length": 128, "eval.samples": 0},
+    # gpu: classroom scale.
+    "gpu": {"task": "sentiment", "size": 800, "steps": 150, "batch_size": 16,
+            "eval_every": 150, "data.val_size": 100, "data.max_length": 256,
+            "eval.samples": 0},
+}
+
+# -- the check's thresholds ---------------------------------------------------------------
+LEARNED = 0.75  # task score (exact label on held-out reviews) that counts as learned
+FORM_RISE = 0.25  # the training-form share rises at least this much under the aggressive run
+MOST = 2 / 3  # "most of the base pass rate": the mitigation keeps at least this share of it
+
+
+class NarrowFinetune(Lab):
+    """The narrow fine-tune both failure labs share: arms, sizes, evaluators, sweep."""
+
+    base = RunConfig(method="full", preset="auto")
+    arms = ARMS
+    checked: tuple[str, ...] = CHECKED
+    knobs = {"lr": (1e-6, 1e-2), "steps": (2, 400), "task": None, "data.mix_share": (0.0, 0.9),
+             "r": None}
+
+    def __init__(self, runs_dir=None, *, sizes: Sizes | None = None, **changes: Any) -> None:
+        """``changes`` apply to every arm; ``sizes`` replaces the evaluators' preset sizes."""
+        super().__init__(runs_dir, **changes)
+        self.preset = self.config_base.resolved().preset
+        self.config_base = self.config_base.replace(
+            **{k: v for k, v in BASES[self.preset].items() if k not in changes})
+        self.watch = behaviour_watch(self.preset, sizes=sizes)
+        self.arms = {arm: {**c, **({"eval_every": LIVE_EVERY[self.preset]}
+                                   if arm in LIVE_ARMS else {})}
+                     for arm, c in type(self).arms.items()}
+
+    def panel(self, arm: str | None = None, seed: int = 0, **kwargs: Any):
+        """The lab's panel: full fine-tuning or LoRA, the knobs above."""
+        kwargs.setdefault("methods", ("full", "lora"))
+        return super().panel(arm, seed, **kwargs)
+
+    def sweep(self, seeds: Sequence[int] | None = None, arms: Sequence[str] | None = None,
+              *, refresh: bool = False, progress: bool = True) -> LabResult:
+        """The checked arms over every seed (``arms``: others; cached runs are loaded)."""
+        return super().sweep(seeds, self.checked if arms is None else arms, refresh=refresh,
+                             progress=progress)
+
+
+def probe_numbers(run: Run, arm: str) -> dict[str, float]:
+    """One run's collapse numbers, before training and on the returned model."""
+    d, lo, hi = run_paired(run, "probes.pass/")
+    return {f"{arm}.probes_before": run.metric("probes.score", "first"),
+            f"{arm}.probes": run.metric("probes.score"),
+            f"{arm}.drop_ci_low": -hi, f"{arm}.drop": -d, f"{arm}.drop_ci_high": -lo,
+            f"{arm}.form_before": run.metric("probes.training_form_share", "first"),
+            f"{arm}.form": run.metric("probes.training_form_share"),
+            f"{arm}.words": run.metric("probes.words"),
+            f"{arm}.task_before": run.metric("task.score", "first"),
+            f"{arm}.task": run.metric("task.score")}
+
+
+class Collapse(NarrowFinetune):
+    """Aggressive narrow fine-tuning: probe pass rate falls, training form rises; a gentler
+    schedule keeps most of the base pass rate."""
+
+    title = "Lab 3 · Instruction-following collapse"
+    claim = ("Under aggressive full fine-tuning on sentiment the task is learned (score >= "
+             f"{LEARNED:.0%}) while the probe pass rate drops by more than its noise (the 95% "
+             "interval of the paired difference, probe by probe, lies above zero) and the "
+             f"share of probes answered in the training form rises by at least {FORM_RISE:.0%}"
+             "; a gentler schedule (a tenth of the learning rate) still learns the task and "
+             f"keeps at least {MOST:.0%} of the base pass rate.")
+    metrics = {"probe pass rate (live subset)": ["probes.live"],
+               "answers in the training form (live subset)": ["probes.live_training_form"]}
+
+    def measure(self, runs: dict[str, Run]) -> dict[str, float]:
+        m: dict[str, float] = {}
+        for arm in self.arms:
+            if arm in runs:
+                m.update(probe_numbers(runs[arm], arm))
+        return m
+
+    def conditions(self, m: dict[str, float]) -> dict[str, bool]:
+        base = m["aggressive.probes_before"]
+        return {
+            "aggressive: task learned": m["aggressive.task"] >= LEARNED,
+            "aggressive: pass rate drops beyond noise": m["aggressive.drop_ci_low"] > 0,
+            "aggressive: training form rises": (m["aggressive.form"] - m["aggressive.form_before"]
+                                                >= FORM_RISE),
+            "gentle: task learned": m["gentle.task"] >= LEARNED,
+            "gentle: keeps most of the base pass rate": m["gentle.probes"] >= MOST * base,
+        }
+
+
+# -- what a notebook shows ------------------------------------------------------------------
+SHOWN_TYPES = ("all_caps", "bullet_count", "json_output", "min_words")
+
+
+def side_by_side(run: Run, types: Sequence[str] = SHOWN_TYPES, *, width: int = 260) -> Any:
+    """The same probes answered before training and by the returned model, as HTML."""
+    from IPython.display import HTML
+
+    before, after = saved_answers(run, "probes", "first"), saved_answers(run, "probes")
+    if before is None or after is None:
+        return HTML("<p>The answers of this run were not kept on this machine "
+                    "(they live in ftlab's cache); train it again with refresh=True.</p>")
+    rows = []
+    for t in types:
+        b = next(r for r in before if r["type"] == t)
+        a = next(r for r in after if r["id"] == b["id"])
+        cells = [html.escape(b["prompt"])] + [
+            f"<pre style='white-space:pre-wrap;width:{width}px'>{html.escape(r['answer'])}</pre>"
+            f"<b style='color:{'#1a7f37' if r['passed'] else '#b00020'}'>"
+            f"{'passes' if r['passed'] else 'fails'}</b>"
+            + (f" · training form ({r['training_form']})" if r["training_form"] else "")
+            for r in (b, a)]
+        rows.append("<tr>" + "".join(f"<td style='vertical-align:top;text-align:left'>{c}</td>"
+                                     for c in cells) + "</tr>")
+    head = "".join(f"<th style='text-align:left'>{h}</th>"
+                   for h in ("instruction", "before training", f"after ({run.config.method.name}"
+                             f", lr {run.config.train.learning_rate:g})"))
+    return HTML(f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+
+
+def type_chart(runs: dict[str, Run], title: str = "Which instructions go first"):
+    """Pass rate per instruction type: before training, and after each run (bars)."""
+    import plotly.graph_objects as go
+
+    first = next(iter(runs.values()))
+    fig = go.Figure()
+    names = [("before training", first, "first")] + [(arm, r, "final")
+                                                      for arm, r in runs.items()]
+    for name, run, at in names:
+        ys = [run.metric(f"probes.type/{t}", at) for t in PROBE_TYPES]
+        fig.add_bar(name=name, x=list(PROBE_TYPES), y=ys)
+    fig.update_layout(title=title, barmode="group", template="plotly_white", height=380,
+                      width=820, yaxis={"title": "probe pass rate (format and content)",
+                                        "range": [0, 1.05]},
+                      xaxis={"title": "instruction type"}, legend={"title": "model"})
+    return fig
+
+
+def arm_table(result: LabResult, seed: int = 0) -> list[dict]:
+    """One row per arm of a seed: what the task gained and what the probes lost."""
+    rows = []
+    for arm, run in result.by_seed(seed).items():
+        m = probe_numbers(run, arm)
+        before = m[f"{arm}.probes_before"]
+        rows.append({"arm": arm, "method": run.config.method.name,
+                     "lr": run.config.train.learning_rate, "mix": run.config.data.mix_share,
+                     "task before": m[f"{arm}.task_before"], "task after": m[f"{arm}.task"],
+                     "probes before": before, "probes after": m[f"{arm}.probes"],
+                     "kept": m[f"{arm}.probes"] / before if before else math.nan,
+                     "training form": m[f"{arm}.form"],
+                     "words per answer": m[f"{arm}.words"]})
+    return rows
+
+
+def table(rows: Sequence[dict]) -> Any:
+    """Rows of numbers as an HTML table (floats to 2 decimals, learning rates as given)."""
+    from IPython.display import HTML
+
+    if not rows:
+        return HTML("<p>(no rows)</p>")
+
+    def cell(v: Any) -> str:
+        if isinstance(v, float) and not math.isnan(v):
+            return f"{v:.2g}" if 0 < abs(v) < 1e-2 else f"{v:.2f}"
+        return html.escape("" if v is None else str(v))
+
+    cols = list(rows[0])
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    body = "".join("<tr>" + "".join(f"<td style='text-align:right'>{cell(r.get(c))}</td>"
+                                    for c in cols) + "</tr>" for r in rows)
+    return HTML(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")

@@ -1,0 +1,103 @@
+"""Lab 5 (capability regression): generated answers to benchmark items, the two views,
+and the labs of Lab 3 and Lab 5 sharing one set of runs (tiny model)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from ftlab.data.benchmark import MCItem
+from ftlab.evaluate.behaviour import Sizes, paired_diff
+from ftlab.evaluate.generated_mc import mc_prompt, names_choice, picked, score_generated
+from ftlab.generation import Answer
+from ftlab.labs.collapse import Collapse, arm_table, side_by_side, type_chart
+from ftlab.labs.regression import (
+    Regression,
+    gains_chart,
+    regression_table,
+    tradeoff_chart,
+    views_chart,
+)
+
+CAPITAL = MCItem("world_knowledge", "What is the capital of Peru?",
+                 ("Lima", "Quito", "Bogota", "Santiago"), 0)
+SUM = MCItem("arithmetic", "What is 12 plus 7?", ("18", "19", "29", "9"), 1)
+
+
+def _answer(text: str) -> Answer:
+    return Answer(prompt="", text=text, raw=text, stopped=True, n_tokens=0)
+
+
+# -- a generated answer names one choice, or scores nothing ----------------------------------
+
+
+@pytest.mark.parametrize("text, choice", [
+    ("The capital of Peru is Lima.", 0),
+    ("Lima", 0),
+    ("It is Quito, I think.", 1),
+    ("Lima, Quito, Bogota or Santiago: Lima.", None),  # names them all: no pick
+    ("positive", None),  # the collapsed model's answer names no choice
+    ("", None),
+])
+def test_a_word_answer_picks_the_one_choice_it_names(text, choice):
+    assert picked(CAPITAL, text) == choice
+
+
+@pytest.mark.parametrize("text, choice", [
+    ("12 plus 7 is 19.", 1),  # the last number is the answer given
+    ("19", 1),
+    ("The answer is 18.", 0),
+    ("119", None),  # 119 is no choice; its digits are not 19 or 9
+    ("positive", None),
+])
+def test_a_number_answer_picks_by_its_last_number(text, choice):
+    assert picked(SUM, text) == choice
+    assert names_choice("Lima is the capital", "Lima") and not names_choice("Limassol", "Lima")
+
+
+def test_the_prompt_lists_the_choices_and_scoring_counts_only_the_right_one():
+    assert all(c in mc_prompt(CAPITAL) for c in CAPITAL.choices)
+    res = score_generated([CAPITAL, SUM], [_answer("Lima"), _answer("positive")])
+    assert res.score == 0.5 and res.extra["correct"] == [True, False]
+    assert res.breakdown == {"arithmetic": 0.0, "world_knowledge": 1.0}
+    assert res.chance == 0.25 and res.ci95[0] < 0.5 < res.ci95[1]
+
+
+def test_paired_diff_of_identical_scores_is_zero_and_of_one_item_has_no_interval():
+    assert paired_diff([1, 0, 1], [1, 0, 1]) == (0.0, 0.0, 0.0)
+    d, lo, hi = paired_diff([1.0], [0.0])
+    assert d == -1 and math.isinf(hi)
+
+
+# -- both labs on the tiny model: one set of runs ----------------------------------------------
+
+TINY = Sizes(probes_per_type=1, live_per_type=1, probe_tokens=4, other_rows=2,
+             bench_per_area=1)
+TINY_RUN = {"model": "tiny", "preset": "cpu", "size": 12, "steps": 2, "batch_size": 4,
+            "eval_every": 1, "data.val_size": 4}
+
+
+def test_lab5_reuses_lab3s_runs_and_both_checks_read_them(runs_dir):
+    collapse = Collapse(sizes=TINY, **TINY_RUN)
+    first = collapse.sweep(seeds=(0,), arms=("aggressive", "gentle"), progress=False)
+    assert first.trained == 2
+    regression = Regression(sizes=TINY, **TINY_RUN)
+    again = regression.sweep(seeds=(0,), arms=("aggressive", "gentle"), progress=False)
+    assert again.trained == 0, "Lab 5 must load Lab 3's runs from the run cache"
+
+    v3, v5 = first.check(), again.check()
+    assert v3.conditions[1] == "aggressive: pass rate drops beyond noise"
+    assert "aggressive: loses elsewhere beyond noise" in v5.conditions
+    row = v5.rows[0]
+    assert row["aggressive.ll_ci_low"] <= row["aggressive.ll_change"] \
+        <= row["aggressive.ll_ci_high"]
+    # what the notebooks draw and print
+    run = first.runs[("aggressive", 0)]
+    assert "before training" in side_by_side(run).data
+    assert [t.name for t in type_chart(first.by_seed(0)).data] == ["before training",
+                                                                   "aggressive", "gentle"]
+    assert {r["arm"] for r in arm_table(first)} == {"aggressive", "gentle"}
+    assert len(views_chart(run).data) == 4 and len(gains_chart(run).data) == 2
+    assert len(tradeoff_chart(again).data) == 2
+    assert [r["arm"] for r in regression_table(again)] == ["aggressive", "gentle"]
