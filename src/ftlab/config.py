@@ -59,6 +59,11 @@ class DataConfig(KnobConfig):
                             "rows (ftlab.data.mix), to keep the model's general behaviour.",
                             low=0.0, high=0.9)
 
+    @property
+    def scored_as(self) -> str:
+        """The task whose answers a score checks: the generated task, or "own" for a file."""
+        return self.task if self.path is None else "own"
+
 
 @dataclass
 class TrainConfig(KnobConfig):

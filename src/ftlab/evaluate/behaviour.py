@@ -268,7 +268,7 @@ class OtherTasks:
 
     def __call__(self, model, tok, ctx) -> dict[str, float]:
         cfg = ctx.config
-        tasks = [t for t in TASKS if cfg.data.path is not None or t != cfg.data.task]
+        tasks = [t for t in TASKS if t != cfg.data.scored_as]
         result = _measure(ctx, {"suite": self.key, "tasks": tasks},
                           lambda: self._run(model, tok, tasks))
         out = {"score": result.score, **result.breakdown}

@@ -63,7 +63,7 @@ def _run_rows(args, preset: str) -> tuple[str, int, list[dict] | None]:
     splits = load_splits(cfg)
     rows = splits.validation if args.suite == "loss" else splits.test
     n = SUITE_PRESETS[preset].task_rows
-    task = cfg.data.task if cfg.data.path is None else "own"
+    task = cfg.data.scored_as
     return task, cfg.seed, list(rows[:n])
 
 

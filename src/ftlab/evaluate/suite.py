@@ -164,7 +164,7 @@ class SuiteEvaluator:
         from .cache import base_scored
 
         cfg = ctx.config
-        task = cfg.data.task if cfg.data.path is None else "own"
+        task = cfg.data.scored_as
         rows = self._rows(ctx)
 
         def compute() -> EvalResult:

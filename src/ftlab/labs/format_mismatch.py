@@ -97,7 +97,7 @@ class FormatWatch:
         from ..evaluate.cache import base_scored
 
         cfg = ctx.config
-        task = cfg.data.task if cfg.data.path is None else "own"
+        task = cfg.data.scored_as
         rows = list(ctx.splits.test[: self.rows])
 
         def compute() -> EvalResult:

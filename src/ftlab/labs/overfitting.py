@@ -96,7 +96,7 @@ class MemorisationProbe:
         from ..evaluate.cache import base_scored
 
         cfg = ctx.config
-        task = cfg.data.task if cfg.data.path is None else "own"
+        task = cfg.data.scored_as
         train = list(ctx.splits.train[: self.train_rows])
         held = list(ctx.splits.test[: self.heldout_rows])
 
