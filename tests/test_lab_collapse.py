@@ -107,3 +107,28 @@ def test_probe_watch_reports_live_and_per_probe_outcomes_and_keeps_answers(runs_
     before, after = saved_answers(run, "probes", "first"), saved_answers(run, "probes")
     assert [a["id"] for a in before] == [a["id"] for a in after]
     assert {"prompt", "answer", "passed", "format", "training_form"} <= set(after[0])
+
+
+# -- the check on hand-made numbers: it passes a collapse and fails what is not one ------------
+
+
+def _numbers(**changes: float) -> dict[str, float]:
+    m = {"aggressive.probes_before": 0.33, "aggressive.probes": 0.0,
+         "aggressive.drop_ci_low": 0.13, "aggressive.form_before": 0.0, "aggressive.form": 0.9,
+         "aggressive.task": 1.0, "gentle.probes": 0.29, "gentle.task": 1.0}
+    return {**m, **changes}
+
+
+@pytest.mark.parametrize(("changes", "fails"), [
+    ({}, None),
+    ({"aggressive.drop_ci_low": -0.02}, "aggressive: pass rate drops beyond noise"),
+    ({"aggressive.form": 0.2}, "aggressive: training form rises"),
+    ({"aggressive.task": 0.5}, "aggressive: task learned"),
+    ({"gentle.probes": 0.2}, "gentle: keeps most of the base pass rate"),  # 61% of 0.33
+    ({"gentle.task": 0.7}, "gentle: task learned"),
+])
+def test_the_collapse_check_fails_exactly_the_condition_that_is_not_met(changes, fails):
+    from ftlab.labs.collapse import Collapse
+
+    conds = Collapse.conditions(None, _numbers(**changes))
+    assert [name for name, ok in conds.items() if not ok] == ([fails] if fails else [])

@@ -101,3 +101,18 @@ def test_lab5_reuses_lab3s_runs_and_both_checks_read_them(runs_dir):
     assert len(views_chart(run).data) == 4 and len(gains_chart(run).data) == 2
     assert len(tradeoff_chart(again).data) == 2
     assert [r["arm"] for r in regression_table(again)] == ["aggressive", "gentle"]
+
+
+@pytest.mark.parametrize(("changes", "fails"), [
+    ({}, None),
+    ({"aggressive.elsewhere_ci_high": 0.01}, "aggressive: loses elsewhere beyond noise"),
+    ({"gentle.elsewhere_change": -0.3}, "gentle: loses less"),
+    ({"aggressive.ll_ci_high": -0.01}, "log-likelihood: no fall beyond noise"),
+    ({"gentle.task": 0.5}, "gentle: target learned"),
+])
+def test_the_regression_check_fails_exactly_the_condition_that_is_not_met(changes, fails):
+    m = {"aggressive.task": 1.0, "gentle.task": 1.0, "aggressive.elsewhere_ci_high": -0.16,
+         "aggressive.elsewhere_change": -0.29, "gentle.elsewhere_change": -0.14,
+         "aggressive.ll_ci_high": 0.35, **changes}
+    conds = Regression.conditions(None, m)
+    assert [name for name, ok in conds.items() if not ok] == ([fails] if fails else [])
