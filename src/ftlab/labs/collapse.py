@@ -95,6 +95,19 @@ class NarrowFinetune(Lab):
         kwargs.setdefault("methods", ("full", "lora"))
         return super().panel(arm, seed, **kwargs)
 
+    def measure(self, runs: dict[str, Run]) -> dict[str, float]:
+        """Each arm's numbers (``arm_numbers``), for the arms this seed has."""
+        m: dict[str, float] = {}
+        for arm in self.arms:
+            if arm in runs:
+                m.update(self.arm_numbers(runs[arm], arm))
+        return m
+
+    @staticmethod
+    def arm_numbers(run: Run, arm: str) -> dict[str, float]:
+        """One run's numbers, keyed ``<arm>.<name>``: what the lab's claim is about."""
+        raise NotImplementedError
+
     def sweep(self, seeds: Sequence[int] | None = None, arms: Sequence[str] | None = None,
               *, refresh: bool = False, progress: bool = True) -> LabResult:
         """The checked arms over every seed (``arms``: others; cached runs are loaded)."""
@@ -129,12 +142,7 @@ class Collapse(NarrowFinetune):
     metrics = {"probe pass rate (live subset)": ["probes.live"],
                "answers in the training form (live subset)": ["probes.live_training_form"]}
 
-    def measure(self, runs: dict[str, Run]) -> dict[str, float]:
-        m: dict[str, float] = {}
-        for arm in self.arms:
-            if arm in runs:
-                m.update(probe_numbers(runs[arm], arm))
-        return m
+    arm_numbers = staticmethod(probe_numbers)
 
     def conditions(self, m: dict[str, float]) -> dict[str, bool]:
         base = m["aggressive.probes_before"]

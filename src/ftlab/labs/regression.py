@@ -75,12 +75,7 @@ class Regression(NarrowFinetune):
              "does not fall beyond its own interval after the aggressive fine-tune.")
     metrics = {"probe pass rate (live subset)": ["probes.live"]}
 
-    def measure(self, runs: dict[str, Run]) -> dict[str, float]:
-        m: dict[str, float] = {}
-        for arm in self.arms:
-            if arm in runs:
-                m.update(regression_numbers(runs[arm], arm))
-        return m
+    arm_numbers = staticmethod(regression_numbers)
 
     def conditions(self, m: dict[str, float]) -> dict[str, bool]:
         return {
