@@ -217,7 +217,8 @@ def _check(cfg: RunConfig) -> None:
     if cfg.data.path is not None:
         raise ConfigError("data.path", cfg.data.path, "None for an RL run",
                           "An RL run's prompts come from ftlab.rlhf.make_prompts(data.size, "
-                          "seed): questions whose answers the gold reward can check.")
+                          "seed, rl.fact_fraction): questions whose answers the gold reward "
+                          "can check.")
     if cfg.train.batch_size > cfg.data.size:
         raise ConfigError("train.batch_size", cfg.train.batch_size,
                           f"at most data.size ({cfg.data.size}) prompts per step",
@@ -247,7 +248,7 @@ def train_policy(
     evaluators = dict(evaluators or {})
     placement = choose_placement(cfg.device, cfg.dtype)
     set_seed(cfg.seed)
-    prompts = make_prompts(cfg.data.size, seed=cfg.seed)
+    prompts = make_prompts(cfg.data.size, seed=cfg.seed, fact_fraction=rl.fact_fraction)
     splits = load_splits(cfg)  # the task's held-out rows, for evaluators (ctx.splits)
     proxy = make_proxy(cfg, prompts)
     gold = GoldReward(prompts, target_words=rl.gold_target_words)

@@ -5,13 +5,23 @@
 - ``pairs``: padded answers and preference pairs from a labeller who likes length.
 - ``reward_model``: the learned proxy, trained with TRL's RewardTrainer.
 - ``bias``: each reward against answer length, as numbers and as a figure.
+- ``watch``: a policy's greedy answers to held-out questions, scored (``GoldWatch``).
 
 Every reward is a GRPO reward function as it stands: ``GRPOTrainer(reward_funcs=[proxy])``.
 """
 
 from .bias import DEFAULT_LENGTHS, LengthBias, length_bias, length_bias_figure
 from .pairs import FILLER, Pair, padded_answer, preference_pairs
-from .prompts import FACTS, Prompt, completion_text, grpo_rows, make_prompts, question_of
+from .prompts import (
+    FACTS,
+    HELDOUT_FACTS,
+    Prompt,
+    completion_text,
+    grpo_rows,
+    heldout_prompts,
+    make_prompts,
+    question_of,
+)
 from .reward_model import (
     RM_PRESETS,
     LearnedReward,
@@ -31,12 +41,15 @@ from .rewards import (
     is_correct,
     length_proxy_score,
 )
+from .watch import GoldWatch
 
 __all__ = [
-    "DEFAULT_LENGTHS", "FACTS", "FILLER", "RM_PRESETS", "GoldReward", "LearnedReward",
+    "DEFAULT_LENGTHS", "FACTS", "FILLER", "HELDOUT_FACTS", "RM_PRESETS", "GoldReward",
+    "GoldWatch", "LearnedReward",
     "LengthBias", "LengthProxyReward", "Pair", "Prompt", "Reward", "RewardFunction",
     "RewardModelConfig", "RewardModelReport", "completion_text", "count_words", "gold_score",
-    "grpo_rows", "is_correct", "length_bias", "length_bias_figure", "length_proxy_score",
+    "grpo_rows", "heldout_prompts", "is_correct", "length_bias", "length_bias_figure",
+    "length_proxy_score",
     "load_reward_base", "make_prompts", "padded_answer", "preference_pairs", "question_of",
     "split_prompts", "train_reward_model",
 ]

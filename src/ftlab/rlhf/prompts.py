@@ -77,16 +77,31 @@ FACTS: tuple[tuple[str, tuple[str, ...], str], ...] = (
 )
 
 
+# Every third fact is held out: ``make_prompts`` never returns these, so a policy's answers
+# to them (``ftlab.rlhf.GoldWatch``) show what it learned, not what it was trained on.
+HELDOUT_FACTS = FACTS[::3]
+
+
+def heldout_prompts() -> list[Prompt]:
+    """The held-out questions (``HELDOUT_FACTS``): the same for every seed and run."""
+    return [_fact(*f) for f in HELDOUT_FACTS]
+
+
 def make_prompts(n: int, seed: int = 0, fact_fraction: float = 0.25) -> list[Prompt]:
-    """``n`` distinct prompts (arithmetic plus facts), the same list for the same seed."""
+    """``n`` distinct prompts (arithmetic plus facts), the same list for the same seed.
+
+    Facts come from those not held out (at most ``len(FACTS) - len(HELDOUT_FACTS)``); the
+    rest of the ``n`` are arithmetic word problems.
+    """
     if not 10 <= n <= 5000:
         raise ConfigError("n", n, "a number >= 10 and <= 5000",
                           "The prompt set needs enough questions to split off held-out pairs.")
     if not 0.0 <= fact_fraction <= 1.0:
         raise ConfigError("fact_fraction", fact_fraction, "a number >= 0.0 and <= 1.0")
     rng = random.Random(seed)
-    n_facts = min(round(n * fact_fraction), len(FACTS))
-    facts = [_fact(*f) for f in rng.sample(FACTS, n_facts)]
+    pool = [f for f in FACTS if f not in HELDOUT_FACTS]
+    n_facts = min(round(n * fact_fraction), len(pool))
+    facts = [_fact(*f) for f in rng.sample(pool, n_facts)]
     splits = make_task("arithmetic", max(n - n_facts, 10), seed=seed)
     rows = splits.train + splits.validation + splits.test
     arithmetic = [_arithmetic(r, rng) for r in rows[:n - n_facts]]

@@ -1,0 +1,62 @@
+"""The low-noise view of a policy run: greedy answers to questions it never trains on.
+
+GRPO's per-step rewards are means over a few *sampled* completions to the step's *training*
+prompts: two steps differ by which prompts came up and by sampling luck as much as by what
+the policy learned. ``GoldWatch`` asks the same held-out questions (``heldout_prompts``) at
+every evaluation, answers greedily, and scores the answers with the gold reward, the run's
+proxy and the word count, so two evaluations differ only because the policy did.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from statistics import fmean
+
+from ..answers import count_words, is_correct
+from ..evaluate.result import EvalResult
+from .prompts import heldout_prompts
+from .rewards import gold_score
+
+
+@dataclass(frozen=True)
+class GoldWatch:
+    """An evaluator (``train(cfg, evaluators={"heldout": GoldWatch()})``).
+
+    Numbers: ``gold`` (mean gold reward), ``proxy`` (the run's proxy, ``rl.reward``),
+    ``words`` (mean answer length), ``correct`` (share correct, however long). The base
+    model's numbers are cached, so every run of a lab measures its start once.
+    """
+
+    tokens: int = 32  # longest answer: longer than training's, so padding is seen in full
+    when: str = "always"  # at every evaluation, not only the first and last
+
+    def answers(self, model, tok, ctx) -> EvalResult:
+        """The held-out questions answered and scored (a row per question in ``examples``)."""
+        from ..generation import generate_answers
+        from ..rl import make_proxy, policy_rows
+
+        prompts = heldout_prompts()
+        chats = [row["prompt"] for row in policy_rows(prompts)]
+        answers = generate_answers(model, tok, chats, max_new_tokens=self.tokens)
+        texts = [a.text for a in answers]
+        keys = [p.answers for p in prompts]
+        proxy = make_proxy(ctx.config, prompts).score(chats, texts, answers=keys)
+        rows = [{"question": p.question, "expected": p.answers[0], "answer": t,
+                 "gold": gold_score(t, p.answers, ctx.config.rl.gold_target_words),
+                 "proxy": pr, "words": count_words(t), "correct": is_correct(t, p.answers)}
+                for p, t, pr in zip(prompts, texts, proxy, strict=True)]
+        return EvalResult(
+            suite="rlhf:gold_watch", score=fmean(r["gold"] for r in rows), n=len(rows),
+            breakdown={"correct": fmean(r["correct"] for r in rows)},
+            examples=rows, extra={"proxy": fmean(proxy), "words": fmean(r["words"] for r in rows)})
+
+    def __call__(self, model, tok, ctx) -> dict[str, float]:
+        from ..evaluate.cache import base_scored
+
+        result = base_scored(ctx, lambda: self.answers(model, tok, ctx), suite="rlhf:gold_watch",
+                             tokens=self.tokens, reward=ctx.config.rl.reward,
+                             target=ctx.config.rl.gold_target_words,
+                             labeller=ctx.config.rl.labeller_p_longer,
+                             rows=[p.question for p in heldout_prompts()])
+        return {"gold": result.score, "correct": result.breakdown["correct"],
+                "proxy": result.extra["proxy"], "words": result.extra["words"]}
