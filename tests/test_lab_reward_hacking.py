@@ -18,6 +18,7 @@ from ftlab.labs.reward_hacking import (
     PAY_PER_WORD,
     PROXY_RISE,
     RewardHacking,
+    answers_html,
     arms_html,
     curves_figure,
     kl_figure,
@@ -191,6 +192,9 @@ def test_a_tiny_sweep_gives_numbers_figures_and_samples(runs_dir):
     fig = kl_figure(result)
     assert "KL" in fig.layout.xaxis.title.text and fig.layout.yaxis.title.text
     assert len(fig.data) == 2 * len(CHECKED)
+    page = answers_html(result, seed=0)
+    assert page.count("<tr>") == 1 + len(heldout_prompts()) and "length penalty after" in page
+    assert answers_html(result, seed=1) == "<p>No runs.</p>"
     page = samples_html(result.runs[("hacked", 0)], "hacked")
     assert "<table>" in page and "weak KL" in page
     # The second sweep loads every run from the cache; more=True adds MORE on seed 0.

@@ -114,7 +114,9 @@ def _answers_path(config, step: int, name: str) -> Path:
     return cache_dir() / "answers" / f"{hashlib.sha256(blob.encode()).hexdigest()[:24]}.json"
 
 
-def _save_answers(ctx, name: str, rows: list[dict], outcomes: dict[str, float]) -> None:
+def save_answers(ctx, name: str, rows: list[dict], outcomes: dict[str, float]) -> None:
+    """Keep an evaluator's answers at ``ctx.step`` with the numbers they gave (see
+    ``saved_answers``): run folders keep numbers only."""
     from ..runs import write_json
 
     path = _answers_path(ctx.config, ctx.step, name)
@@ -221,7 +223,7 @@ class ProbeWatch:
                "live_training_form": mean(r["training_form"] is not None for r in live)}
         out.update({f"type/{t}": v for t, v in result.breakdown.items()})
         out.update({f"pass/{r['id']}": float(r["passed"]) for r in rows})
-        _save_answers(ctx, "probes", rows, _outcomes(ctx, out, "probes"))
+        save_answers(ctx, "probes", rows, _outcomes(ctx, out, "probes"))
         return out
 
 
@@ -273,7 +275,7 @@ class OtherTasks:
                           lambda: self._run(model, tok, tasks))
         out = {"score": result.score, **result.breakdown}
         out.update({f"item/{k}": v for k, v in result.extra["items"].items()})
-        _save_answers(ctx, "other", result.extra["rows"], _outcomes(ctx, out, "other"))
+        save_answers(ctx, "other", result.extra["rows"], _outcomes(ctx, out, "other"))
         return out
 
 
@@ -328,7 +330,7 @@ class BenchmarkViews:
                **result.breakdown}
         out.update({f"ll_item/{i}": float(v) for i, v in enumerate(result.extra["ll_items"])})
         out.update({f"gen_item/{i}": float(v) for i, v in enumerate(result.extra["gen_items"])})
-        _save_answers(ctx, "bench", result.extra["rows"], _outcomes(ctx, out, "bench"))
+        save_answers(ctx, "bench", result.extra["rows"], _outcomes(ctx, out, "bench"))
         return out
 
 

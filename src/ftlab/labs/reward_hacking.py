@@ -333,6 +333,37 @@ def samples_html(run, arm: str | None = None, steps: Sequence[int] | None = None
             "<tbody>" + "".join(rows) + "</tbody></table>")
 
 
+def answers_html(result: LabResult, seed: int = 0, arms: Sequence[str] | None = None,
+                 chars: int = 200) -> str:
+    """The held-out questions side by side: the base model's greedy answer, then each arm's
+    after training, with words and gold. Answers live in ftlab's cache (``saved_answers``);
+    runs trained on another machine show numbers only."""
+    from ..evaluate.behaviour import saved_answers
+
+    arms = [a for a in (arms or result.lab.arms) if (a, seed) in result.runs]
+    if not arms:
+        return "<p>No runs.</p>"
+    before = saved_answers(result.runs[(arms[0], seed)], "heldout", "first")
+    after = {a: saved_answers(result.runs[(a, seed)], "heldout") for a in arms}
+    if before is None or any(v is None for v in after.values()):
+        return "<p><i>The answers of these runs are not kept on this machine.</i></p>"
+
+    def cell(r: dict) -> str:
+        text = r["answer"] if len(r["answer"]) <= chars else r["answer"][:chars] + " …"
+        return (f"<td style='white-space:pre-wrap;text-align:left'>{html.escape(text)}"
+                f"<br><small>{r['words']} words · gold {r['gold']:.2f}</small></td>")
+
+    head = "".join(f"<th>{html.escape(LABELS.get(a, a))} after</th>" for a in arms)
+    body = "".join(
+        f"<tr><td style='text-align:left'>{html.escape(b['question'])}</td>"
+        f"<td>{html.escape(b['expected'])}</td>{cell(b)}"
+        + "".join(cell(after[a][i]) for a in arms) + "</tr>"
+        for i, b in enumerate(before))
+    return (f"<p><b>Held-out questions, greedy answers (seed {seed})</b></p><table><thead><tr>"
+            f"<th>question</th><th>expected</th><th>before training</th>{head}</tr></thead>"
+            f"<tbody>{body}</tbody></table>")
+
+
 def numbers_rows(result: LabResult) -> list[dict]:
     """Per seed and arm: held-out gold start / peak / end, proxy and words start and end,
     KL at the end (as the check reads them)."""

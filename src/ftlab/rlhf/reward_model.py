@@ -232,7 +232,7 @@ def train_reward_model(config: RewardModelConfig | None = None,
             save_strategy="no", report_to=[], seed=cfg.seed, data_seed=cfg.seed,
             disable_tqdm=True, dataloader_num_workers=0, use_cpu=placement.device == "cpu",
             bf16=placement.dtype == torch.bfloat16, max_length=256,
-            gradient_checkpointing=False)  # TRL turns it on; these models are small
+            activation_checkpointing=False)  # TRL turns it on; these models are small
         trainer = RewardTrainer(
             model=model, args=args, processing_class=tok,
             train_dataset=Dataset.from_list([_tokenized(tok, p) for p in train_pairs]),

@@ -51,6 +51,7 @@ class GoldWatch:
             examples=rows, extra={"proxy": fmean(proxy), "words": fmean(r["words"] for r in rows)})
 
     def __call__(self, model, tok, ctx) -> dict[str, float]:
+        from ..evaluate.behaviour import save_answers
         from ..evaluate.cache import base_scored
 
         result = base_scored(ctx, lambda: self.answers(model, tok, ctx), suite="rlhf:gold_watch",
@@ -58,5 +59,9 @@ class GoldWatch:
                              target=ctx.config.rl.gold_target_words,
                              labeller=ctx.config.rl.labeller_p_longer,
                              rows=[p.question for p in heldout_prompts()])
-        return {"gold": result.score, "correct": result.breakdown["correct"],
-                "proxy": result.extra["proxy"], "words": result.extra["words"]}
+        out = {"gold": result.score, "correct": result.breakdown["correct"],
+               "proxy": result.extra["proxy"], "words": result.extra["words"]}
+        if ctx.full:  # kept for reading side by side (``saved_answers(run, "heldout")``)
+            save_answers(ctx, "heldout", result.examples,
+                         {f"heldout.{k}": v for k, v in out.items()})
+        return out

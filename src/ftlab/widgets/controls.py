@@ -48,6 +48,7 @@ TEACHING_RANGES: dict[str, tuple[float, float]] = {
     "rl.length_penalty": (0.0, 0.05),
     "rl.gold_target_words": (5, 50),
     "rl.labeller_p_longer": (0.0, 1.0),
+    "rl.fact_fraction": (0.0, 1.0),
 }
 
 LABELS = {"train.learning_rate": "learning rate", "train.max_steps": "steps",
