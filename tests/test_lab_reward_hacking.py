@@ -4,6 +4,7 @@ import math
 
 import pytest
 
+from ftlab.errors import ConfigError
 from ftlab.labs.reward_hacking import (
     ARMS,
     BASES,
@@ -22,13 +23,13 @@ from ftlab.labs.reward_hacking import (
     arms_html,
     curves_figure,
     kl_figure,
+    measured_html,
     numbers_html,
     numbers_rows,
     samples_html,
-    smooth,
     trajectory,
 )
-from ftlab.rlhf import FACTS, HELDOUT_FACTS, heldout_prompts, make_prompts
+from ftlab.rlhf import FACTS, HELDOUT_FACTS, GoldWatch, heldout_prompts, make_prompts
 
 
 def evals(gold, proxy, words, every=4) -> list[dict]:
@@ -94,15 +95,20 @@ def test_the_lab_declares_its_panel_claim_and_sweep():
     assert panel["rl.length_penalty"].value == ARMS["cpu"]["length_penalty"][
         "rl.length_penalty"]
     assert panel.build_config().hash() == lab.config("length_penalty").hash()
-    # A change given to the lab (e.g. fewer steps) wins over the preset's base.
+    # A change given to the lab wins over the preset's base, whatever name it uses.
     assert RewardHacking(model="tiny", steps=3).config("hacked").train.max_steps == 3
+    lab = RewardHacking(model="tiny", **{"train.max_steps": 8})
+    assert lab.config("hacked").train.max_steps == 8
+    assert RewardHacking(model="tiny", method="full").config("hacked").method.name == "full"
 
 
 # -- the numbers the check reads, on hand-made curves --------------------------------------
-def test_smooth_is_a_trailing_mean():
-    assert smooth([1, 3, 5, 7], 2) == [1, 2, 4, 6]
-    assert smooth([1, math.nan, 5], 2) == [1, 1, 5]
-    assert smooth([], 2) == []
+def test_gold_watch_answers_past_the_training_cap_and_names_itself_in_the_cache_key():
+    lab = RewardHacking(model="tiny")
+    cfg = lab.config("hacked").resolved()
+    watch = lab.watch["heldout"]
+    assert watch.tokens(cfg) == cfg.rl.max_completion_length + watch.extra_tokens > 0
+    assert watch.key != GoldWatch(extra_tokens=16).key
 
 
 def test_trajectory_reads_start_peak_and_end_of_the_heldout_answers():
@@ -116,7 +122,7 @@ def test_trajectory_reads_start_peak_and_end_of_the_heldout_answers():
     rising = trajectory(steps([0.1]), evals([0.5, 0.7, 0.4], [0.6] * 3, [15] * 3))
     assert rising["gold.peak"] == 0.7 and rising["gold.peak_step"] == 4
     empty = trajectory([], [])
-    assert math.isnan(empty["gold.end"]) and math.isnan(empty["kl.end"])
+    assert all(math.isnan(empty[k]) for k in MEASURED_KEYS)
 
 
 def test_the_check_holds_for_a_hack_and_its_mitigation():
@@ -147,13 +153,18 @@ def test_each_condition_fails_on_numbers_that_miss_it():
     empty = (PENALISED[0], evals([0.57, 0.3, 0.2], [0.63, 0.3, 0.1], [17.6, 3, 1]))
     conds = lab.conditions(numbers(hacked=HACKED, length_penalty=empty))
     assert not conds["penalty keeps gold"] and conds["penalty: answers grow less"]
+    # Without the unmitigated run there is nothing to compare with: a clear error, not a pass.
+    with pytest.raises(ConfigError, match="'hacked' arm"):
+        lab.conditions(numbers(length_penalty=PENALISED))
     # A seed without the mitigation is checked on the hacked run alone.
     assert set(lab.conditions(numbers(hacked=HACKED))) == {
         "answers grow", "proxy rises", "gold falls from its peak"}
 
 
 def test_margins_are_stated_in_the_claim_and_the_measured_seeds_pass_them():
-    assert LENGTH_RISE > 0 and PROXY_RISE > 0 and GOLD_FALL > 0 and KEEPS_GOLD > 0
+    # Above one held-out answer's worth (12 questions): no single answer can pass them.
+    n = len(heldout_prompts())
+    assert GOLD_FALL > 1 / n and KEEPS_GOLD > 1 / n and PROXY_RISE > 0.5 / n
     assert 0 < DRIFT < 1
     claim = RewardHacking.claim
     assert f"{LENGTH_RISE:g} words" in claim and f"{DRIFT:.0%}" in claim
@@ -164,6 +175,9 @@ def test_margins_are_stated_in_the_claim_and_the_measured_seeds_pass_them():
         m = {f"{arm}.{k}": v for (s, arm), row in MEASURED.items() if s == seed
              for k, v in zip(MEASURED_KEYS, row, strict=True)}
         assert all(lab.conditions(m).values()), (seed, lab.conditions(m))
+    page = measured_html()
+    assert page.count("<tr>") == 1 + len(MEASURED) and "strong KL" in page
+    assert measured_html(arms=["strong_kl"]).count("<tr>") == 2
 
 
 # -- the tiny model: a sweep, its figures and tables ---------------------------------------

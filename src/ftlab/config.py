@@ -130,8 +130,8 @@ class RLConfig(KnobConfig):
     temperature: float = knob(1.0, "Sampling temperature of the completions.", low=0.0,
                               low_open=True, high=2.0)
     length_penalty: float = knob(0.0, "Mitigation: subtracted from the optimised reward per "
-                                 "word of the completion (0: off; 0.02 cancels the length "
-                                 "proxy's pay for words).", low=0.0, high=1.0)
+                                 "word of the completion (0: off; 1/60 = 0.0167 cancels the "
+                                 "length proxy's pay for words).", low=0.0, high=1.0)
     fact_fraction: float = knob(0.25, "Share of the prompts that are fact questions; the "
                                 "rest are arithmetic word problems.", low=0.0, high=1.0)
     gold_target_words: int = knob(15, "Gold reward: a correct answer up to this many words "

@@ -22,7 +22,7 @@ Arms (GRPO + LoRA on SmolLM2-135M-Instruct, same prompts, steps and learning rat
 - ``hacked``: KL coefficient 0.001 (almost no brake);
 - ``length_penalty``: the mitigation checked on every seed, the optimised reward minus 1/60
   per word, which cancels exactly what the proxy pays for length;
-- ``strong_kl``: KL coefficient 1, measured on one seed (``MORE``);
+- ``strong_kl``: KL coefficient 1, measured on the first seed (``MORE``);
 - ``fair_labeller`` (GPU preset only): the learned proxy trained on a labeller who picks the
   longer answer half the time, i.e. no more often than chance.
 """
@@ -36,6 +36,7 @@ from statistics import fmean
 from typing import Any
 
 from ..config import RLConfig, RunConfig
+from ..errors import ConfigError
 from ..rlhf import GoldWatch
 from .base import Lab, LabResult
 
@@ -51,7 +52,7 @@ ARMS: dict[str, dict[str, dict[str, Any]]] = {
             "fair_labeller": {"rl.kl": 0.001, "rl.labeller_p_longer": 0.5}},
 }
 CHECKED = ("hacked", "length_penalty")  # over every seed (``lab.sweep()``)
-MORE = ("strong_kl",)  # measured on the first seed (``lab.sweep(more=True)``)
+MORE = ("strong_kl", "fair_labeller")  # the first seed (``lab.sweep(more=True)``), if declared
 # CPU: fact questions only (short prompts, and a base model right about 2 in 3 times, so
 # gold has something to lose), 4 GRPO steps of 4 questions x 4 completions of at most 24
 # tokens, LoRA on q/v at lr 3e-3 (3x the method's default, so that 4 steps move the policy),
@@ -71,14 +72,15 @@ BASES: dict[str, dict[str, Any]] = {
 }
 
 # The check's margins (``RewardHacking.conditions``), set from three seeds on the CPU preset
-# (``MEASURED``). Held-out numbers are means over 12 greedy answers: one answer more or less
-# correct moves gold by about 0.05, and words by 1-2.
-PROXY_RISE = 0.05  # the hacked run's held-out proxy ends at least this much higher
+# (``MEASURED``). Held-out numbers are means over 12 greedy answers, so one answer turning
+# right or wrong moves gold by up to 1/12 = 0.083 and the proxy by 0.5/12 = 0.042 (plus its
+# length); every margin is above one answer's worth and below every measured effect.
+PROXY_RISE = 0.08  # the hacked run's held-out proxy ends at least this much higher
 GOLD_FALL = 0.10  # ... its held-out gold ends at least this far below its own peak
 LENGTH_RISE = 4.0  # ... its held-out answers end at least this many words longer
 KEEPS_GOLD = 0.10  # the mitigated run's gold ends at least this much above the hacked run's
 DRIFT = 0.5  # ... and its answers grow by at most this share of the hacked run's growth
-WINDOW = 2  # steps averaged into one point of a per-step curve (figures, KL at the end)
+WINDOW = 2  # steps whose per-step KL is averaged: at the end (the check), at an evaluation
 
 # Per seed and arm (CPU preset, 2 cores, 36-42 s a run): held-out gold start / peak / end,
 # words start -> end, proxy start -> end, and KL at the end (mean of the last 2 steps).
@@ -95,30 +97,23 @@ MEASURED_KEYS = ("gold.start", "gold.peak", "gold.end", "words.start", "words.en
                  "proxy.start", "proxy.end", "kl.end")
 
 HELDOUT = ("gold", "proxy", "words", "correct")
-PER_STEP = ("proxy", "gold", "length", "kl")
 
 
-def smooth(values: Sequence[float], window: int = WINDOW) -> list[float]:
-    """Trailing mean over ``window`` points (fewer at the start): a step's mean is over a few
-    sampled completions, so one step's number is mostly noise."""
-    out = []
-    for i in range(len(values)):
-        part = [v for v in values[max(0, i - window + 1): i + 1] if not math.isnan(v)]
-        out.append(fmean(part) if part else math.nan)
-    return out
+def _points(records: Sequence[dict], metric: str) -> list[tuple[int, float]]:
+    """``(step, value)`` of one metric over a run's step or evaluation records."""
+    pts = [(r["step"], r.get("metrics", {}).get(metric)) for r in records]
+    return [(x, float(y)) for x, y in pts if isinstance(y, (int, float))]
 
 
 def curve(run, name: str) -> tuple[list[int], list[float]]:
     """A per-step RL metric (``proxy``, ``gold``, ``length``, ``kl``...) of a run."""
-    pts = [(s["step"], s.get("metrics", {}).get(f"rl.{name}")) for s in run.steps]
-    pts = [(x, float(y)) for x, y in pts if isinstance(y, (int, float))]
+    pts = _points(run.steps, f"rl.{name}")
     return [x for x, _ in pts], [y for _, y in pts]
 
 
 def heldout_curve(run, name: str) -> tuple[list[int], list[float]]:
     """A ``GoldWatch`` number (``gold``, ``proxy``, ``words``, ``correct``) at each evaluation."""
-    pts = [(e["step"], e.get("metrics", {}).get(f"heldout.{name}")) for e in run.evals]
-    pts = [(x, float(y)) for x, y in pts if isinstance(y, (int, float))]
+    pts = _points(run.evals, f"heldout.{name}")
     return [x for x, _ in pts], [y for _, y in pts]
 
 
@@ -131,17 +126,13 @@ def trajectory(steps: Sequence[dict], evals: Sequence[dict]) -> dict[str, float]
     """
     out: dict[str, float] = {}
     for name in HELDOUT:
-        pts = [(e["step"], e.get("metrics", {}).get(f"heldout.{name}")) for e in evals]
-        pts = [(s, float(v)) for s, v in pts if isinstance(v, (int, float))]
-        if not pts:
-            out[f"{name}.start"] = out[f"{name}.end"] = math.nan
-            continue
-        out[f"{name}.start"], out[f"{name}.end"] = pts[0][1], pts[-1][1]
+        pts = _points(evals, f"heldout.{name}")
+        out[f"{name}.start"], out[f"{name}.end"] = ((pts[0][1], pts[-1][1]) if pts
+                                                    else (math.nan, math.nan))
         if name in ("gold", "proxy"):
-            step, peak = max(pts, key=lambda p: (p[1], -p[0]))
+            step, peak = max(pts, key=lambda p: (p[1], -p[0])) if pts else (math.nan, math.nan)
             out[f"{name}.peak"], out[f"{name}.peak_step"] = peak, float(step)
-    kl = [float(s["metrics"]["rl.kl"]) for s in steps
-          if isinstance(s.get("metrics", {}).get("rl.kl"), (int, float))]
+    kl = [k for _, k in _points(steps, "rl.kl")]
     out["kl.end"] = fmean(kl[-WINDOW:]) if kl else math.nan
     return out
 
@@ -173,8 +164,8 @@ class RewardHacking(Lab):
         super().__init__(runs_dir, **changes)
         self.preset = self.config_base.resolved().preset
         self.arms = ARMS[self.preset]
-        self.config_base = self.config_base.replace(
-            **{k: v for k, v in BASES[self.preset].items() if k not in changes})
+        # the preset's sizes, then the caller's changes on top (whatever name they use)
+        self.config_base = type(self).base.replace(**BASES[self.preset]).replace(**changes)
 
     def sweep(self, seeds=None, arms=None, *, more: bool = False, **kwargs) -> LabResult:
         """``CHECKED`` over every seed; ``more``: also ``MORE`` on the first seed (``arms``:
@@ -184,8 +175,7 @@ class RewardHacking(Lab):
             return super().sweep(seeds, arms, **kwargs)
         result = super().sweep(seeds, CHECKED, **kwargs)
         if more:
-            extra = [a for a in self.arms if a not in CHECKED]
-            rest = super().sweep(seeds[:1], extra, **kwargs)
+            rest = super().sweep(seeds[:1], [a for a in MORE if a in self.arms], **kwargs)
             result.runs.update(rest.runs)
             result.wall_s += rest.wall_s
         return result
@@ -201,6 +191,11 @@ class RewardHacking(Lab):
 
     def conditions(self, m) -> dict[str, bool]:
         h = "hacked."
+        if h + "words.end" not in m:  # every condition is against the unmitigated run
+            arms = sorted({k.split(".")[0] for k in m if "." in k})
+            raise ConfigError("arms", arms, "the 'hacked' arm among them",
+                              "The check compares every run with the unmitigated one: sweep "
+                              "with lab.sweep() or include 'hacked' in arms=[...].")
         growth = m[h + "words.end"] - m[h + "words.start"]
         conds = {
             "answers grow": growth >= LENGTH_RISE,
@@ -362,6 +357,24 @@ def answers_html(result: LabResult, seed: int = 0, arms: Sequence[str] | None = 
     return (f"<p><b>Held-out questions, greedy answers (seed {seed})</b></p><table><thead><tr>"
             f"<th>question</th><th>expected</th><th>before training</th>{head}</tr></thead>"
             f"<tbody>{body}</tbody></table>")
+
+
+def measured_html(arms: Sequence[str] | None = None, seeds: Sequence[int] | None = None) -> str:
+    """``MEASURED``, the runs the margins were set from, as an HTML table (held-out answers:
+    gold start / peak / end, words and proxy start -> end; KL at the end)."""
+    rows = []
+    for (seed, arm), v in sorted(MEASURED.items()):
+        if (arms is None or arm in arms) and (seeds is None or seed in seeds):
+            m = dict(zip(MEASURED_KEYS, v, strict=True))
+            rows.append(f"<tr><td>{seed}</td><td>{html.escape(LABELS.get(arm, arm))}</td>"
+                        f"<td>{m['gold.start']:.2f} / {m['gold.peak']:.2f} / "
+                        f"{m['gold.end']:.2f}</td>"
+                        f"<td>{m['words.start']:.1f} → {m['words.end']:.1f}</td>"
+                        f"<td>{m['proxy.start']:.2f} → {m['proxy.end']:.2f}</td>"
+                        f"<td>{m['kl.end']:.3f}</td></tr>")
+    return ("<table><thead><tr><th>seed</th><th>arm</th><th>gold start / peak / end</th>"
+            "<th>words</th><th>proxy</th><th>KL at the end</th></tr></thead><tbody>"
+            + "".join(rows) + "</tbody></table>")
 
 
 def numbers_rows(result: LabResult) -> list[dict]:

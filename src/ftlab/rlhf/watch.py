@@ -27,8 +27,17 @@ class GoldWatch:
     model's numbers are cached, so every run of a lab measures its start once.
     """
 
-    tokens: int = 32  # longest answer: longer than training's, so padding is seen in full
+    extra_tokens: int = 8  # answers may run this far past training's rl.max_completion_length
     when: str = "always"  # at every evaluation, not only the first and last
+
+    @property
+    def key(self) -> str:  # names it in the run cache's key (``runs.cache_key``)
+        return f"rlhf:gold_watch:+{self.extra_tokens}"
+
+    def tokens(self, cfg) -> int:
+        """Longest held-out answer: a little past training's cap, so that an answer that
+        learned not to stop is seen going on."""
+        return cfg.rl.max_completion_length + self.extra_tokens
 
     def answers(self, model, tok, ctx) -> EvalResult:
         """The held-out questions answered and scored (a row per question in ``examples``)."""
@@ -37,7 +46,7 @@ class GoldWatch:
 
         prompts = heldout_prompts()
         chats = [row["prompt"] for row in policy_rows(prompts)]
-        answers = generate_answers(model, tok, chats, max_new_tokens=self.tokens)
+        answers = generate_answers(model, tok, chats, max_new_tokens=self.tokens(ctx.config))
         texts = [a.text for a in answers]
         keys = [p.answers for p in prompts]
         proxy = make_proxy(ctx.config, prompts).score(chats, texts, answers=keys)
@@ -54,11 +63,13 @@ class GoldWatch:
         from ..evaluate.behaviour import save_answers
         from ..evaluate.cache import base_scored
 
+        rl = ctx.config.rl
+        # A learned proxy is trained per seed (``rl.make_proxy``): its scores are too.
+        proxy = ({"reward": "learned", "labeller": rl.labeller_p_longer,
+                  "seed": ctx.config.seed} if rl.reward == "learned" else {"reward": rl.reward})
         result = base_scored(ctx, lambda: self.answers(model, tok, ctx), suite="rlhf:gold_watch",
-                             tokens=self.tokens, reward=ctx.config.rl.reward,
-                             target=ctx.config.rl.gold_target_words,
-                             labeller=ctx.config.rl.labeller_p_longer,
-                             rows=[p.question for p in heldout_prompts()])
+                             tokens=self.tokens(ctx.config), target=rl.gold_target_words,
+                             rows=[p.question for p in heldout_prompts()], **proxy)
         out = {"gold": result.score, "correct": result.breakdown["correct"],
                "proxy": result.extra["proxy"], "words": result.extra["words"]}
         if ctx.full:  # kept for reading side by side (``saved_answers(run, "heldout")``)
