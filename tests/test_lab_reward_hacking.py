@@ -72,7 +72,8 @@ def test_heldout_questions_never_reach_a_prompt_set():
 @pytest.mark.parametrize("preset", ["cpu", "gpu"])
 def test_every_arm_is_a_valid_policy_run_and_the_arms_differ_only_in_the_mitigation(preset):
     lab = RewardHacking(model="tiny", preset=preset)
-    assert set(lab.arms) == set(ARMS[preset]) and {*CHECKED, *MORE} <= set(lab.arms)
+    assert set(lab.arms) == set(ARMS[preset]) and set(CHECKED) <= set(lab.arms)
+    assert set(MORE) & set(lab.arms) and (preset == "gpu") == ("fair_labeller" in lab.arms)
     cfg = {arm: lab.config(arm).resolved() for arm in lab.arms}
     hacked = cfg["hacked"]
     assert all(c.rl is not None and c.rl.kl > 0 for c in cfg.values())
@@ -215,4 +216,4 @@ def test_a_tiny_sweep_gives_numbers_figures_and_samples(runs_dir):
     again = lab.sweep(seeds=[0], progress=False)
     assert again.trained == 0
     more = lab.sweep(seeds=[0], more=True, progress=False)
-    assert set(more.runs) == {(a, 0) for a in (*CHECKED, *MORE)} and more.trained == 1
+    assert set(more.runs) == {(a, 0) for a in (*CHECKED, "strong_kl")} and more.trained == 1
