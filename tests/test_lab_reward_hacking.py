@@ -198,6 +198,7 @@ def test_a_tiny_sweep_gives_numbers_figures_and_samples(runs_dir):
     verdict = result.check()
     assert len(verdict.rows) == 1 and "penalty keeps gold" in verdict.conditions
     assert [r["arm"] for r in numbers_rows(result)] == list(CHECKED)
+    assert numbers_rows(result, seeds=[1]) == [] and numbers_html(result, [1]) == "<p>No runs.</p>"
     assert "<table>" in numbers_html(result) and "strong_kl" in arms_html(lab)
     fig = curves_figure(result, seed=0)
     titles = {a.text for a in fig.layout.annotations}

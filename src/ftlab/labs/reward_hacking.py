@@ -377,11 +377,13 @@ def measured_html(arms: Sequence[str] | None = None, seeds: Sequence[int] | None
             + "".join(rows) + "</tbody></table>")
 
 
-def numbers_rows(result: LabResult) -> list[dict]:
+def numbers_rows(result: LabResult, seeds: Sequence[int] | None = None) -> list[dict]:
     """Per seed and arm: held-out gold start / peak / end, proxy and words start and end,
     KL at the end (as the check reads them)."""
     rows = []
     for m in result.numbers():
+        if seeds is not None and m["seed"] not in seeds:
+            continue
         for arm in result.lab.arms:
             if f"{arm}.gold.end" not in m:
                 continue
@@ -395,9 +397,9 @@ def numbers_rows(result: LabResult) -> list[dict]:
     return rows
 
 
-def numbers_html(result: LabResult) -> str:
+def numbers_html(result: LabResult, seeds: Sequence[int] | None = None) -> str:
     """``numbers_rows`` as an HTML table."""
-    rows = numbers_rows(result)
+    rows = numbers_rows(result, seeds)
     if not rows:
         return "<p>No runs.</p>"
     cols = list(rows[0])
