@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import html
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -81,6 +81,16 @@ class Verdict:
         if not self.passed:
             raise AssertionError(str(self))
         return self
+
+
+def rows_html(rows: Sequence[Mapping[str, Any]], cell: Callable[[Any], str]) -> str:
+    """Rows of numbers (one dict each, columns from the first) as an HTML table; ``cell``
+    formats one value (each lab formats its own numbers)."""
+    cols = list(rows[0]) if rows else []
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    body = "".join("<tr>" + "".join(f"<td style='text-align:right'>{cell(r.get(c))}</td>"
+                                    for c in cols) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _fmt(v: Any) -> str:

@@ -39,7 +39,7 @@ from ..config import RunConfig
 from ..data.probes import PROBE_TYPES
 from ..evaluate.behaviour import Sizes, behaviour_watch, run_paired, saved_answers
 from ..runs import Run
-from .base import Lab, LabResult
+from .base import Lab, LabResult, rows_html
 
 # -- the arms -----------------------------------------------------------------------------
 ARMS: dict[str, dict[str, Any]] = {
@@ -232,8 +232,4 @@ def table(rows: Sequence[dict]) -> Any:
             return f"{v:.2g}" if 0 < abs(v) < 1e-2 else f"{v:.2f}"
         return html.escape("" if v is None else str(v))
 
-    cols = list(rows[0])
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
-    body = "".join("<tr>" + "".join(f"<td style='text-align:right'>{cell(r.get(c))}</td>"
-                                    for c in cols) + "</tr>" for r in rows)
-    return HTML(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+    return HTML(rows_html(rows, cell))

@@ -30,7 +30,7 @@ from typing import Any
 from ..config import RunConfig
 from ..evaluate.result import EvalResult
 from ..evaluate.task import answer_rows, score_answer
-from .base import Lab
+from .base import Lab, rows_html
 
 # -- the memorisation probe -------------------------------------------------------------
 
@@ -329,17 +329,13 @@ def memorisation_html(result) -> str:
     rows = memorisation_rows(result)
     if not rows:
         return "<p>No runs.</p>"
-    cols = list(rows[0])
 
     def cell(v: Any) -> str:
         if isinstance(v, float):
             return "" if math.isnan(v) else f"{v:.0%}"
         return "" if v is None else html.escape(str(v))
 
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
-    body = "".join("<tr>" + "".join(f"<td style='text-align:right'>{cell(r[c])}</td>"
-                                    for c in cols) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return rows_html(rows, cell)
 
 
 def arms_html(lab: Lab) -> str:

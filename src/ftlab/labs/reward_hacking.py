@@ -38,7 +38,7 @@ from typing import Any
 from ..config import RLConfig, RunConfig
 from ..errors import ConfigError
 from ..rlhf import GoldWatch
-from .base import Lab, LabResult
+from .base import Lab, LabResult, rows_html
 
 # -- arms and sizes per preset ------------------------------------------------------------
 PAY_PER_WORD = 1 / 60  # what the length proxy pays per word (``length_proxy_score``)
@@ -402,17 +402,13 @@ def numbers_html(result: LabResult, seeds: Sequence[int] | None = None) -> str:
     rows = numbers_rows(result, seeds)
     if not rows:
         return "<p>No runs.</p>"
-    cols = list(rows[0])
 
     def cell(v: Any) -> str:
         if isinstance(v, float):
             return "" if math.isnan(v) else f"{v:.2f}" if abs(v) < 100 else f"{v:.0f}"
         return html.escape(str(v))
 
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
-    body = "".join("<tr>" + "".join(f"<td style='text-align:right'>{cell(r[c])}</td>"
-                                    for c in cols) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return rows_html(rows, cell)
 
 
 def arms_html(lab: Lab) -> str:
