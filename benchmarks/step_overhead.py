@@ -21,7 +21,7 @@ import torch
 from transformers import DataCollatorForSeq2Seq
 
 import ftlab
-from ftlab.train import build_model, load_splits, tokenize_splits, train
+from ftlab.engine import build_model, load_splits, tokenize_splits, train
 
 
 def bare_loop(cfg: ftlab.RunConfig, steps: int) -> list[float]:

@@ -5,11 +5,11 @@ trained tensors."""
 import pytest
 import torch
 
-from ftlab import adapters
 from ftlab.config import RunConfig
+from ftlab.engine import build_model
 from ftlab.generation import generate_answers
+from ftlab.instruments import adapters
 from ftlab.models import load_model
-from ftlab.train import build_model
 from ftlab.widgets.chat import ChatView
 
 CHATS = [[{"role": "user", "content": q}] for q in ("What is 2 + 3?", "Name a colour.")]

@@ -69,3 +69,24 @@ def test_bad_flags_give_one_clear_line_and_exit_2(args, phrase):
     assert out.returncode == 2
     assert phrase in json.loads(out.stdout)["error"]
     assert "Traceback" not in out.stderr
+
+
+def test_train_flags_are_generated_from_the_knobs_they_set():
+    from ftlab import cli
+    from ftlab.config import DataConfig
+    from ftlab.knobs import knobs_of
+
+    train = next(a for a in cli.build_parser()._subparsers._actions
+                 if a.dest == "command").choices["train"]
+    flags = {o: a for a in train._actions for o in a.option_strings}
+    assert set(cli.TRAIN_FLAGS) <= set(flags)
+    size = flags["--size"]
+    assert size.type is int and size.help.startswith(knobs_of(DataConfig)["size"]["help"])
+    assert "60/20/20" not in size.help  # the size is of the training rows only
+    assert flags["--preset"].choices == ["auto", "cpu", "gpu"]
+    assert flags["--lr"].type is float and flags["--save-weights"].nargs == 0
+    args = cli.build_parser().parse_args(["train", "--lr", "0.01", "--size", "30",
+                                          "--save-weights", "--data", "x.jsonl"])
+    cfg = cli.config_from_args(args)
+    assert (cfg.train.learning_rate, cfg.data.size, cfg.save_weights, cfg.data.path) == (
+        0.01, 30, True, "x.jsonl")

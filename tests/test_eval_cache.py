@@ -3,8 +3,8 @@
 import pytest
 
 import ftlab
+from ftlab.engine import train
 from ftlab.evaluate import cache, evaluator
-from ftlab.train import train
 
 
 @pytest.fixture

@@ -48,7 +48,7 @@ def test_unknown_suite_is_refused_by_argparse():
 
 def test_eval_of_a_run_scores_the_runs_own_held_out_rows(runs_dir, capsys):
     import ftlab
-    from ftlab.train import load_splits, train
+    from ftlab.engine import load_splits, train
 
     cfg = ftlab.RunConfig(model="tiny", preset="cpu", seed=3, save_weights=True).replace(
         task="sentiment", size=20, steps=1, batch_size=4, **{"eval.samples": 0})

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import ftlab
-from ftlab.handwritten import (
+from ftlab.instruments.handwritten import (
     AdamState,
     adamw_step,
     answer_loss,

@@ -102,7 +102,7 @@ SLOW_STEP0 = textwrap.dedent("""
     import json, sys, time, pathlib
     import ftlab
     from ftlab.errors import RunInterrupted
-    from ftlab.train import train
+    from ftlab.engine import train
 
     marker = pathlib.Path(sys.argv[2])
 
@@ -151,7 +151,7 @@ def test_ctrl_c_in_the_step_0_evaluation_keeps_the_run(tmp_path):
 def test_an_interrupt_before_the_run_folder_exists_still_prints_json(
         tmp_path, monkeypatch, capsys):
     """Ctrl-C while the model loads: no folder yet, the JSON says so, exit 130."""
-    engine = importlib.import_module("ftlab.train")  # the module (ftlab.train is also a function)
+    engine = importlib.import_module("ftlab.engine.supervised")
 
     def interrupted_load(cfg):
         raise KeyboardInterrupt
@@ -163,3 +163,44 @@ def test_an_interrupt_before_the_run_folder_exists_still_prints_json(
     assert json.loads(out) == {"status": "interrupted", "run_dir": None, "steps": 0,
                                "error": "Interrupted before the run folder was written."}
     assert list(tmp_path.iterdir()) == []
+
+
+RUN_FLAGS = {
+    "supervised": ["--size", "40", "--batch-size", "4", "--samples", "0", "--eval-every", "3"],
+    "grpo": ["--set", "rl=true", "--size", "10", "--batch-size", "2", "--samples", "0",
+             "--set", "rl.generations=2", "--set", "rl.max_completion_length=6"],
+}
+
+
+@pytest.mark.parametrize("kind", sorted(RUN_FLAGS))
+def test_ctrl_c_through_the_cli_names_the_run_folder_for_every_trainer(tmp_path, kind):
+    """Every trainer goes through one lifecycle: SIGINT in the middle of a supervised or a
+    GRPO run prints the run folder (not "before the run folder was written"), the folder
+    says ``interrupted`` and keeps every step measured before the interrupt."""
+    runs = tmp_path / "runs"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ftlab", "train", "--model", "tiny", "--steps", "5000",
+         *RUN_FLAGS[kind], "--runs-dir", str(runs), "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_ctrl_c_on)
+
+    def trained_a_while() -> bool:
+        folders = list(runs.glob("*/metrics.jsonl"))
+        return bool(folders) and sum(r["kind"] == "step"
+                                     for r in _records(folders[0].parent)) >= 3
+
+    _wait_for(trained_a_while, proc)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    [folder] = runs.iterdir()
+    printed = json.loads(out)
+    assert printed["status"] == "interrupted" and printed["run_dir"] == str(folder)
+    assert str(folder) in printed["error"]
+    run = _load_quietly(folder)
+    assert run.status == "interrupted"
+    assert (run.config.rl is not None) == (kind == "grpo")
+    n = run.final["steps"]
+    assert 3 <= n < 5000 and printed["steps"] == n
+    assert len(run.steps) in (n - 1, n)

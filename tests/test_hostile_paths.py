@@ -17,10 +17,10 @@ import torch
 
 import ftlab
 from ftlab.cli import main
+from ftlab.engine import train
 from ftlab.errors import ConfigError, EnvPathError
 from ftlab.models import choose_placement
 from ftlab.runs import list_runs
-from ftlab.train import train
 
 TRAIN = ["train", "--model", "tiny", "--json", "--steps", "1", "--size", "20",
          "--samples", "0"]

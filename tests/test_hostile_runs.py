@@ -21,9 +21,9 @@ import pytest
 
 import ftlab
 from ftlab.cli import main
+from ftlab.engine import train
 from ftlab.errors import FtlabError, RunFolderError, RunFolderWarning
 from ftlab.runs import check_run, list_runs, load_run, scan_runs
-from ftlab.train import train
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import ftlab
 from ftlab.data.mix import general_rows, mixed_rows, with_general
 from ftlab.data.probes import END_PHRASE, TOPICS, load_probes
 from ftlab.data.tasks import make_task
+from ftlab.engine import load_splits
 from ftlab.errors import ConfigError
 from ftlab.evaluate.behaviour import (
     ProbeWatch,
@@ -21,7 +22,6 @@ from ftlab.evaluate.behaviour import (
 )
 from ftlab.evaluate.checks import has_substance
 from ftlab.evaluate.probes import training_form
-from ftlab.train import load_splits
 
 # -- the general data mixed in: never the probes ----------------------------------------
 

@@ -6,7 +6,6 @@ import pytest
 from ftlab.data import make_task
 from ftlab.labs.format_mismatch import (
     ARMS,
-    BASES,
     DOSES,
     DROP,
     END_STEP,
@@ -14,13 +13,12 @@ from ftlab.labs.format_mismatch import (
     RECOVERED,
     STRAY,
     SWEPT,
-    WATCH,
     FormatMismatch,
     FormatWatch,
     dose_response,
     label_mask,
-    label_mask_html,
 )
+from ftlab.labs.show_format_mismatch import label_mask_html
 from ftlab.models import load_tokenizer
 
 
@@ -37,11 +35,13 @@ def row():
 def test_every_arm_is_a_valid_config_that_differs_only_in_the_training_format():
     lab = FormatMismatch(model="tiny", preset="cpu")
     assert set(SWEPT) <= set(ARMS) and set(DOSES) == set(SWEPT) and MISMATCHED in ARMS
+    assert lab.checked == SWEPT and lab.extra == (MISMATCHED,)
+    base = FormatMismatch.presets["cpu"].base
     configs = {arm: lab.config(arm, seed=1).resolved() for arm in ARMS}
     for cfg in configs.values():
         assert cfg.seed == 1 and cfg.model == "tiny"
-        assert cfg.train.max_steps == BASES["cpu"]["steps"]
-        assert cfg.data.max_length == BASES["cpu"]["data.max_length"]
+        assert cfg.train.max_steps == base["steps"]
+        assert cfg.data.max_length == base["data.max_length"]
     # the dose: the share of chat rows that drag template debris behind the answer
     for arm, share in DOSES.items():
         d = configs[arm].data
@@ -60,9 +60,11 @@ def test_every_arm_is_a_valid_config_that_differs_only_in_the_training_format():
 def test_the_gpu_preset_is_declared_and_larger():
     lab = FormatMismatch(model="tiny", preset="gpu")
     cfg = lab.config("matched").resolved()
-    assert cfg.train.max_steps == BASES["gpu"]["steps"] > BASES["cpu"]["steps"]
-    assert cfg.data.size == BASES["gpu"]["size"] > BASES["cpu"]["size"]
-    assert lab.watch["format"] == WATCH["gpu"] and WATCH["gpu"].rows > WATCH["cpu"].rows
+    cpu, gpu = FormatMismatch.presets["cpu"], FormatMismatch.presets["gpu"]
+    assert cfg.train.max_steps == gpu.base["steps"] > cpu.base["steps"]
+    assert cfg.data.size == gpu.base["size"] > cpu.base["size"]
+    assert lab.watch["format"] == gpu.watch["format"]
+    assert gpu.watch["format"].rows > cpu.watch["format"].rows
     # a knob given to the lab wins over the preset's size
     assert FormatMismatch(model="tiny", preset="gpu", steps=5).config("matched") \
         .resolved().train.max_steps == 5

@@ -5,18 +5,16 @@ import math
 import pytest
 
 import ftlab
-from ftlab.callbacks import EvalContext
 from ftlab.data import make_task
+from ftlab.engine.callbacks import EvalContext
 from ftlab.labs.overfitting import (
-    ARMS,
-    BASES,
     MemorisationProbe,
     Overfitting,
     end_train_loss,
     memorisation_scores,
-    overfitting_figure,
     verbatim,
 )
+from ftlab.labs.show_overfitting import overfitting_figure
 from ftlab.models import load_model
 
 KEYS = {"train_verbatim", "train_correct", "heldout_verbatim", "heldout_correct", "gap",
@@ -33,10 +31,12 @@ def row(question: str, number: int) -> dict:
 @pytest.mark.parametrize("preset", ["cpu", "gpu"])
 def test_every_arm_is_a_valid_config_and_the_arms_differ_only_where_the_lesson_says(preset):
     lab = Overfitting(model="tiny", preset=preset)
-    assert set(lab.arms) == {"small", "early_stop", "more_data"} == set(ARMS[preset])
+    declared = Overfitting.presets[preset]
+    assert set(lab.arms) == {"small", "early_stop", "more_data"} == set(declared.arms)
+    assert lab.checked == ("small", "early_stop", "more_data") and lab.extra == ()
     cfg = {arm: lab.config(arm).resolved() for arm in lab.arms}
     small, early, more = cfg["small"], cfg["early_stop"], cfg["more_data"]
-    assert small.train.max_steps == BASES[preset]["steps"]
+    assert small.train.max_steps == declared.base["steps"]
     # early stopping: the same run with patience on
     assert early.replace(patience=None).to_dict() == small.to_dict()
     assert small.eval.early_stopping_patience is None and early.eval.early_stopping_patience
@@ -56,7 +56,7 @@ def test_the_lab_declares_its_panel_and_claim():
     assert "20%" in lab.claim and lab.title.startswith("Lab 1")
     assert lab.watch["memo"].when == "ends"
     panel = lab.panel("early_stop")
-    assert panel["patience"].value == ARMS[lab.preset]["early_stop"]["patience"]
+    assert panel["patience"].value == lab.arms["early_stop"]["patience"]
     assert panel.build_config().hash() == lab.config("early_stop").hash()
 
 

@@ -11,14 +11,10 @@ from ftlab.data.benchmark import MCItem
 from ftlab.evaluate.behaviour import Sizes, paired_diff
 from ftlab.evaluate.generated_mc import mc_prompt, names_choice, picked, score_generated
 from ftlab.generation import Answer
-from ftlab.labs.collapse import Collapse, arm_table, side_by_side, type_chart
-from ftlab.labs.regression import (
-    Regression,
-    gains_chart,
-    regression_table,
-    tradeoff_chart,
-    views_chart,
-)
+from ftlab.labs.collapse import Collapse, arm_table
+from ftlab.labs.regression import Regression, regression_table
+from ftlab.labs.show_collapse import side_by_side, type_chart
+from ftlab.labs.show_regression import gains_chart, tradeoff_chart, views_chart
 
 CAPITAL = MCItem("world_knowledge", "What is the capital of Peru?",
                  ("Lima", "Quito", "Bogota", "Santiago"), 0)

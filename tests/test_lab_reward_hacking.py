@@ -6,8 +6,6 @@ import pytest
 
 from ftlab.errors import ConfigError
 from ftlab.labs.reward_hacking import (
-    ARMS,
-    BASES,
     CHECKED,
     DRIFT,
     GOLD_FALL,
@@ -15,19 +13,20 @@ from ftlab.labs.reward_hacking import (
     LENGTH_RISE,
     MEASURED,
     MEASURED_KEYS,
-    MORE,
     PAY_PER_WORD,
     PROXY_RISE,
     RewardHacking,
+    numbers_rows,
+    trajectory,
+)
+from ftlab.labs.show_reward_hacking import (
     answers_html,
     arms_html,
     curves_figure,
     kl_figure,
     measured_html,
     numbers_html,
-    numbers_rows,
     samples_html,
-    trajectory,
 )
 from ftlab.rlhf import FACTS, HELDOUT_FACTS, GoldWatch, heldout_prompts, make_prompts
 
@@ -40,7 +39,7 @@ def evals(gold, proxy, words, every=4) -> list[dict]:
 
 
 def steps(kl) -> list[dict]:
-    return [{"step": i + 1, "metrics": {"rl.kl": k}} for i, k in enumerate(kl)]
+    return [{"step": i + 1, "metrics": {"rl.kl_measured": k}} for i, k in enumerate(kl)]
 
 
 HACKED = (steps([0.0, 0.01, 0.05, 0.1]), evals([0.57, 0.32, 0.36], [0.63, 0.74, 0.80],
@@ -72,12 +71,14 @@ def test_heldout_questions_never_reach_a_prompt_set():
 @pytest.mark.parametrize("preset", ["cpu", "gpu"])
 def test_every_arm_is_a_valid_policy_run_and_the_arms_differ_only_in_the_mitigation(preset):
     lab = RewardHacking(model="tiny", preset=preset)
-    assert set(lab.arms) == set(ARMS[preset]) and set(CHECKED) <= set(lab.arms)
-    assert set(MORE) & set(lab.arms) and (preset == "gpu") == ("fair_labeller" in lab.arms)
+    declared = RewardHacking.presets[preset]
+    assert set(lab.arms) == set(declared.arms) and lab.checked == CHECKED
+    assert set(lab.extra) == set(lab.arms) - set(CHECKED) and "strong_kl" in lab.extra
+    assert (preset == "gpu") == ("fair_labeller" in lab.arms)
     cfg = {arm: lab.config(arm).resolved() for arm in lab.arms}
     hacked = cfg["hacked"]
     assert all(c.rl is not None and c.rl.kl > 0 for c in cfg.values())
-    assert hacked.train.max_steps == BASES[preset]["steps"] and hacked.rl.fact_fraction == 1
+    assert hacked.train.max_steps == declared.base["steps"] and hacked.rl.fact_fraction == 1
     assert hacked.rl.reward == ("length_proxy" if preset == "cpu" else "learned")
     strong = cfg["strong_kl"]
     assert strong.rl.kl >= 100 * hacked.rl.kl
@@ -93,8 +94,7 @@ def test_the_lab_declares_its_panel_claim_and_sweep():
     lab = RewardHacking(model="tiny")
     assert lab.title.startswith("Lab 4") and "gold" in lab.claim
     panel = lab.panel("length_penalty")
-    assert panel["rl.length_penalty"].value == ARMS["cpu"]["length_penalty"][
-        "rl.length_penalty"]
+    assert panel["rl.length_penalty"].value == lab.arms["length_penalty"]["rl.length_penalty"]
     assert panel.build_config().hash() == lab.config("length_penalty").hash()
     # A change given to the lab wins over the preset's base, whatever name it uses.
     assert RewardHacking(model="tiny", steps=3).config("hacked").train.max_steps == 3
@@ -213,7 +213,7 @@ def test_a_tiny_sweep_gives_numbers_figures_and_samples(runs_dir):
     assert answers_html(result, seed=1) == "<p>No runs.</p>"
     page = samples_html(result.runs[("hacked", 0)], "hacked")
     assert "<table>" in page and "weak KL" in page
-    # The second sweep loads every run from the cache; more=True adds MORE on seed 0.
+    # The second sweep loads every run from the cache; more=True adds the extra arm on seed 0.
     again = lab.sweep(seeds=[0], progress=False)
     assert again.trained == 0
     more = lab.sweep(seeds=[0], more=True, progress=False)

@@ -7,6 +7,7 @@ import pytest
 import ftlab
 from ftlab.errors import ConfigError
 from ftlab.labs import Lab
+from ftlab.labs.base import Html, Preset, rows_html
 
 
 class LearningRateLab(Lab):
@@ -80,3 +81,45 @@ def test_the_lab_panel_builds_the_same_config_and_reuses_the_run(runs_dir):
     run = panel.run()
     assert run.from_cache and run.path == stored.path
     assert panel.dashboard.points["val loss"][0] == [0, 2, 4]
+
+
+class PresetLab(LearningRateLab):
+    """The toy lesson declared per preset: a checked pair and an extra arm."""
+
+    presets = {"cpu": Preset(base={"steps": 2, "eval_every": 2},
+                             arms={"slow": {"lr": 1e-5}, "fast": {"lr": 3e-3},
+                                   "faster": {"lr": 1e-2}},
+                             checked=("slow", "fast"), extra=("faster",)),
+               "gpu": Preset(base={"steps": 6}, arms={"slow": {"lr": 1e-5}})}
+
+
+def test_the_base_resolves_the_preset_and_the_callers_changes_win(monkeypatch):
+    lab = PresetLab()
+    assert lab.preset == "cpu" and list(lab.arms) == ["slow", "fast", "faster"]
+    assert (lab.checked, lab.extra) == (("slow", "fast"), ("faster",))
+    assert lab.config("fast").train.max_steps == 2 and lab.watch == {}
+    assert list(PresetLab(preset="gpu").arms) == ["slow"]
+    assert PresetLab(preset="gpu").config("slow").train.max_steps == 6
+    for spelling in ("lr", "train.learning_rate"):
+        changed = PresetLab(**{spelling: 5e-4})
+        assert {changed.config(a).train.learning_rate for a in changed.arms} == {5e-4}
+    assert PresetLab(**{"train.max_steps": 3}).config("slow").train.max_steps == 3
+    # checked arms on every seed, extra arms on the first (more=False: not at all)
+    calls = []
+    monkeypatch.setattr(lab, "run", lambda arm, seed, **kw: calls.append((arm, seed)))
+    lab.sweep(seeds=(0, 1), progress=False)
+    assert calls == [("slow", 0), ("fast", 0), ("slow", 1), ("fast", 1), ("faster", 0)]
+    calls.clear()
+    lab.sweep(seeds=(0, 1), more=False, progress=False)
+    assert calls == [("slow", 0), ("fast", 0), ("slow", 1), ("fast", 1)]
+    calls.clear()
+    lab.sweep(seeds=(1,), arms=["faster"], progress=False)
+    assert calls == [("faster", 1)]
+
+
+def test_one_table_writer_escapes_text_and_keeps_html():
+    page = rows_html([{"a": "<b>", "b": Html("<i>x</i>"), "c": 0.5, "d": True}],
+                     style={"a": "text-align:left", "b": ""})
+    assert "<td style='text-align:left'>&lt;b&gt;</td><td><i>x</i></td>" in page
+    assert "<td style='text-align:right'>0.500</td>" in page and ">yes</td>" in page
+    assert page.count("<tr>") == 2 and rows_html([]).count("<tr>") == 1

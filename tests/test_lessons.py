@@ -4,11 +4,10 @@ shapes, sweeps are cached runs, figures carry what their captions say."""
 import pytest
 import torch
 
-from ftlab import quant
 from ftlab.config import RunConfig
-from ftlab.lessons import common, lora, prompting, qlora
+from ftlab.engine import build_model
+from ftlab.instruments import common, lora, prompting, quant
 from ftlab.models import load_model
-from ftlab.train import build_model
 
 
 def tiny(method: str, **changes) -> RunConfig:
@@ -53,19 +52,19 @@ def test_update_spectra_of_a_rank_r_update_show_r_directions():
 
 def test_grid_figure_draws_sixteen_levels_per_data_type():
     torch.manual_seed(0)
-    fig = qlora.grid_figure(torch.randn(64, 256))
+    fig = quant.grid_figure(torch.randn(64, 256))
     assert len(fig.layout.shapes) == 2 * 16  # one vertical line per level, two panels
     assert "bits" in fig.layout.annotations[0].text
 
 
 def test_usage_entropy_is_four_bits_for_even_use_and_less_otherwise():
-    assert qlora.usage_entropy(torch.full((16,), 1 / 16)) == pytest.approx(4.0)
-    assert qlora.usage_entropy(torch.tensor([0.5, 0.5] + [0.0] * 14)) == pytest.approx(1.0)
+    assert quant.usage_entropy(torch.full((16,), 1 / 16)) == pytest.approx(4.0)
+    assert quant.usage_entropy(torch.tensor([0.5, 0.5] + [0.0] * 14)) == pytest.approx(1.0)
 
 
 def test_quant_figure_has_a_bar_per_format():
     torch.manual_seed(0)
-    fig = qlora.quant_figure(quant.compare_types(torch.randn(64, 256)))
+    fig = quant.quant_figure(quant.compare_types(torch.randn(64, 256)))
     assert [len(t.x) for t in fig.data] == [4, 4]
 
 

@@ -1,8 +1,18 @@
 """The memory-at-scale estimator: shapes, trainable counts, and the published anchors."""
 
+from dataclasses import fields
+
 import pytest
 
-from ftlab.memory_scale import SHAPES, estimate, fit_table, shape_for, trainable_params, which_fits
+from ftlab.instruments.memory_scale import (
+    SHAPES,
+    Shape,
+    estimate,
+    fit_table,
+    shape_for,
+    trainable_params,
+    which_fits,
+)
 
 
 def test_shapes_give_the_published_parameter_counts():
@@ -51,3 +61,31 @@ def test_fit_table_has_a_row_per_model_and_method():
     assert len(rows) == 4 * 5
     row = next(r for r in rows if r["model"] == "LLaMA-65B" and r["method"] == "qlora")
     assert row["smallest GPU"] == "48 GB"
+
+
+@pytest.mark.parametrize("knobs", [{}, {"r": 3, "num_virtual_tokens": 7},
+                                   {"target_modules": "q,v"}])
+def test_each_methods_formula_counts_what_it_trains_on_the_tiny_model(knobs):
+    # the formula memory_scale uses is the method's own declaration (ftlab.methods)
+    from transformers import AutoConfig
+
+    from ftlab.config import RunConfig
+    from ftlab.engine import build_model
+    from ftlab.methods import METHODS, param_report
+    from ftlab.models import resolve_source
+
+    shape = Shape.from_config(AutoConfig.from_pretrained(resolve_source("tiny")))
+    for name, cls in METHODS.items():
+        own = {k: v for k, v in knobs.items() if k in {f.name for f in fields(cls)}}
+        cfg = RunConfig(model="tiny", method=name, preset="cpu").replace(**own)
+        model, _ = build_model(cfg.resolved())
+        assert cfg.method.trainable_params(shape) == param_report(model).trainable, name
+        assert cls.label  # how tables name it, declared with the method
+
+
+def test_a_method_config_gives_the_same_estimate_as_its_name():
+    from ftlab.methods import method_config
+
+    assert estimate("7b", method_config("lora", r=16)) == estimate("7b", "lora", r=16)
+    assert trainable_params(SHAPES["135m"], method_config("prompt", num_virtual_tokens=5)) \
+        == 5 * 576

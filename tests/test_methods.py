@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import ftlab
-from ftlab.train import build_model, train
+from ftlab.engine import build_model, train
 
 from .conftest import dataset_loss
 

@@ -1,6 +1,7 @@
 """The methods lab on the tiny model: five arms, one budget, the claim's shape, the probe."""
 
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -14,8 +15,9 @@ TINY = {"model": "tiny", "preset": "cpu", "steps": 4, "eval_every": 4, "data.val
 class TinyMethods(MethodsLab):
     """The same lab, scoring 2 held-out rows (a random tiny model never stops generating)."""
 
-    watch = {"task": evaluator("task", when="ends", rows=2),
-             "bench": evaluator("benchmark", when="ends")}
+    presets = {"cpu": replace(MethodsLab.presets["cpu"],
+                              watch={"task": evaluator("task", when="ends", rows=2),
+                                     "bench": evaluator("benchmark", when="ends")})}
 
 
 def test_every_method_is_an_arm_on_the_same_task_and_budget():

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from ftlab import quant
+from ftlab.instruments import quant
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,7 @@ def test_level_usage_is_a_distribution_and_normalised_blocks_lie_in_unit_range(n
 
 def test_stored_weight_bytes_of_a_4bit_model_counts_codes_and_constants():
     from ftlab.config import RunConfig
-    from ftlab.train import build_model
+    from ftlab.engine import build_model
 
     fp32, _ = build_model(RunConfig(model="tiny", method="lora", preset="cpu").resolved())
     q4, _ = build_model(RunConfig(model="tiny", method="qlora", preset="cpu").resolved())

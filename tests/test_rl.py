@@ -7,12 +7,13 @@ import math
 import pytest
 
 from ftlab.config import RL_PRESETS, RLConfig, RunConfig
+from ftlab.engine import StopFlag, train
 from ftlab.errors import ConfigError
 from ftlab.rlhf import GoldReward
 from ftlab.runs import find_run, load_run
-from ftlab.train import StopFlag, train
 
-STEP_KEYS = {"rl.proxy", "rl.gold", "rl.kl", "rl.length", "rl.length_tokens", "rl.reward"}
+STEP_KEYS = {"rl.proxy", "rl.gold", "rl.kl_measured", "rl.length", "rl.length_tokens",
+             "rl.optimised"}
 
 
 def policy(model: str = "tiny", **changes) -> RunConfig:
@@ -75,7 +76,7 @@ def test_gold_is_logged_but_never_optimised(runs_dir, monkeypatch):
     assert any(g > 0 for g in golds)
     for s in run.steps:
         m = s["metrics"]
-        assert m["rl.reward"] == pytest.approx(m["rl.proxy"], abs=1e-6)
+        assert m["rl.optimised"] == pytest.approx(m["rl.proxy"], abs=1e-6)
 
 
 def test_length_penalty_enters_the_optimised_reward(runs_dir):
@@ -83,7 +84,7 @@ def test_length_penalty_enters_the_optimised_reward(runs_dir):
     for s in run.steps:
         m = s["metrics"]
         assert m["rl.length"] > 0
-        assert m["rl.reward"] == pytest.approx(m["rl.proxy"] - 0.01 * m["rl.length"], abs=1e-5)
+        assert m["rl.optimised"] == pytest.approx(m["rl.proxy"] - 0.01 * m["rl.length"], abs=1e-5)
 
 
 def test_learned_proxy_is_trained_once_and_optimised(runs_dir):
@@ -91,8 +92,8 @@ def test_learned_proxy_is_trained_once_and_optimised(runs_dir):
     run = train(cfg, progress=False)
     assert run.final["proxy_reward"] == "learned_rm"
     for s in run.steps:
-        assert s["metrics"]["rl.reward"] == pytest.approx(s["metrics"]["rl.proxy"], abs=1e-6)
-    from ftlab import rl
+        assert s["metrics"]["rl.optimised"] == pytest.approx(s["metrics"]["rl.proxy"], abs=1e-6)
+    from ftlab.rlhf import proxy as rl
 
     trained = dict(rl._LEARNED)
     train(cfg.replace(kl=0.05), progress=False)  # same reward model config: reused
@@ -103,13 +104,13 @@ def test_control_panel_and_dashboard_show_a_policy_run(runs_dir):
     from ftlab.widgets import ControlPanel
 
     panel = ControlPanel(policy(), knobs=("rl.kl", "steps", "rl.length_penalty"),
-                         metrics={"reward": ["rl.proxy", "rl.gold"], "KL": ["rl.kl"],
+                         metrics={"reward": ["rl.proxy", "rl.gold"], "KL": ["rl.kl_measured"],
                                   "length (words)": ["rl.length"]}, runs_dir=runs_dir)
     panel.set(**{"rl.kl": 0.05})
     run = panel.run(steps=2)
     assert run.status == "completed" and run.config.rl.kl == 0.05
     points = panel.dashboard.points
-    for name in ("rl.proxy", "rl.gold", "rl.kl", "rl.length"):
+    for name in ("rl.proxy", "rl.gold", "rl.kl_measured", "rl.length"):
         assert points[name][0] == [1, 2]
     assert points["val loss"] == ([], [])  # a policy run has no validation loss
     assert "proxy" in panel.status_text and "gold" in panel.status_text
@@ -151,9 +152,9 @@ def test_grpo_run_of_the_real_model_is_a_run(runs_dir):
         assert all(math.isfinite(v) for v in e.metrics.values())
         assert e.metrics["rl.length"] > 0 and 0 <= e.metrics["rl.gold"] <= 1
         # The optimised reward is the proxy alone (gold has weight 0).
-        assert e.metrics["rl.reward"] == pytest.approx(e.metrics["rl.proxy"], abs=1e-6)
-    assert steps[0].metrics["rl.kl"] == pytest.approx(0.0, abs=1e-6)  # policy = reference
-    assert steps[1].metrics["rl.kl"] > 0  # one update later it has moved
+        assert e.metrics["rl.optimised"] == pytest.approx(e.metrics["rl.proxy"], abs=1e-6)
+    assert steps[0].metrics["rl.kl_measured"] == pytest.approx(0.0, abs=1e-6)  # policy = reference
+    assert steps[1].metrics["rl.kl_measured"] > 0  # one update later it has moved
     samples = [e for e in events if e.kind == "samples"]
     assert [e.step for e in samples] == [0, 1]  # step 0: the base model's completions
     row = samples[0].samples[0]
@@ -166,7 +167,8 @@ def test_grpo_run_of_the_real_model_is_a_run(runs_dir):
     assert f["first_proxy"] == steps[0].metrics["rl.proxy"]
     assert f["last_gold"] == steps[-1].metrics["rl.gold"]
     assert f["peak_proxy"] == max(e.metrics["rl.proxy"] for e in steps)
-    for key in ("first_gold", "peak_gold", "last_length", "last_kl", "wall_s", "step_time_s"):
+    for key in ("first_gold", "peak_gold", "last_length", "last_kl_measured", "wall_s",
+                "step_time_s"):
         assert f[key] is not None
     back = load_run(run.path)
     for name in ("status", "steps", "evals", "samples", "final", "cache_key", "config"):
@@ -181,3 +183,12 @@ def test_grpo_run_of_the_real_model_is_a_run(runs_dir):
                     on_event=lambda e: stop.set() if e.kind == "step" and e.step == 1 else None)
     assert stopped.status == "stopped" and stopped.final["steps"] == 1
     assert load_run(stopped.path).status == "stopped" and len(stopped.steps) == 1
+
+
+def test_knob_names_and_measured_metric_names_never_collide():
+    """``rl.kl`` is the KL coefficient a learner sets; what the run measures is named apart."""
+    from ftlab.engine.policy import STEP_METRICS
+
+    knobs = policy().knob_names()
+    assert not set(STEP_METRICS.values()) & knobs
+    assert "rl.kl" in knobs and "rl.kl_measured" in STEP_METRICS.values()

@@ -15,13 +15,13 @@ from ftlab.rlhf import (
     LengthProxyReward,
     Reward,
     RewardModelConfig,
-    grpo_rows,
     is_correct,
     length_bias,
     length_bias_figure,
     load_reward_base,
     make_prompts,
     padded_answer,
+    policy_rows,
     preference_pairs,
     train_reward_model,
 )
@@ -74,7 +74,7 @@ def test_length_proxy_pays_for_words_even_when_wrong():
 
 def test_rewards_plug_into_grpo_calls_and_find_answers_by_question():
     prompts = make_prompts(20, seed=3)
-    rows = grpo_rows(prompts)
+    rows = policy_rows(prompts)
     gold = GoldReward(prompts)
     completions = [[{"role": "assistant", "content": p.reference}] for p in prompts]
     # The call GRPOTrainer makes: keywords, extra columns, trainer extras.
@@ -186,7 +186,7 @@ def test_rewards_run_inside_grpo_trainer_with_gold_watched_not_optimised(tmp_pat
                       disable_tqdm=True)
     trainer = GRPOTrainer(model=model, processing_class=tok, args=args,
                           reward_funcs=[LengthProxyReward(prompts), GoldReward(prompts)],
-                          train_dataset=Dataset.from_list(grpo_rows(prompts)))
+                          train_dataset=Dataset.from_list(policy_rows(prompts)))
     trainer.train()
     logged = trainer.state.log_history[0]
     assert {"rewards/length_proxy/mean", "rewards/gold/mean"} <= set(logged)

@@ -136,3 +136,26 @@ def test_mix_share_out_of_range_names_the_field(share):
 
     with pytest.raises(ConfigError, match="data.mix_share"):
         with_general(make_task("sentiment", 20, seed=0), share, seed=0)
+
+
+@pytest.mark.parametrize("name", list(TASKS))
+def test_a_task_is_one_declaration_whose_own_answers_parse_and_score(name):
+    from ftlab.evaluate.task import MAX_NEW_TOKENS, PARSERS, score_answer
+
+    task = TASKS[name]
+    assert task.name == name and task.max_new_tokens == MAX_NEW_TOKENS[name] > 0
+    assert PARSERS[name] is task.parse
+    for row in make_task(name, 20, seed=1).train:
+        answer = row["messages"][-1]["content"]
+        assert task.parse(answer), answer  # the trained answer has the task's strict shape
+        assert all(score_answer(name, answer, row["meta"]).values()), answer
+        assert not all(task.score("I do not know.", row["meta"]).values())
+
+
+def test_rows_of_your_own_are_scored_by_exact_match():
+    from ftlab.data.tasks import OWN, task_for
+
+    assert task_for("own") is task_for("nosuch") is OWN
+    assert OWN.score(" Hello. ", {"answer": "hello"}) == {"exact": True}
+    with pytest.raises(ConfigError, match="data.task"):
+        OWN(__import__("random").Random(0))

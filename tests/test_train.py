@@ -10,9 +10,9 @@ import pytest
 import torch
 
 import ftlab
+from ftlab.engine import StopFlag, train
 from ftlab.errors import DatasetError, TrainingError
 from ftlab.runs import find_run, list_runs, load_run
-from ftlab.train import StopFlag, train
 
 from .conftest import dataset_loss
 
@@ -85,7 +85,7 @@ def test_run_folder_holds_config_env_metrics_and_result(runs_dir):
 def test_a_killed_run_is_marked_interrupted(runs_dir):
     code = textwrap.dedent(f"""
         import os, ftlab
-        from ftlab.train import train
+        from ftlab.engine import train
         def die(event):
             if event.kind == "step" and event.step == 2:
                 os._exit(9)   # the process dies mid-run, as with a crash or a kill
@@ -157,7 +157,7 @@ def test_lab_evaluators_add_metrics_to_every_evaluation(runs_dir):
 
 
 def test_evaluators_report_under_their_own_names_and_never_overwrite(runs_dir):
-    from ftlab.callbacks import EvalContext, run_evaluators
+    from ftlab.engine.callbacks import EvalContext, run_evaluators
     from ftlab.evaluate import EvalResult
 
     ctx = EvalContext(step=0, config=None, splits=None, full=True)

@@ -14,6 +14,7 @@ threads.start_sharing()
 logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
 from .config import PRESETS, DataConfig, EvalConfig, RunConfig, TrainConfig
+from .engine import StopFlag, TrainResult, train
 from .errors import (
     ConfigError,
     DatasetError,
@@ -35,9 +36,7 @@ from .methods import (
     param_report,
 )
 from .models import DEFAULT_MODEL, load_model
-from .train import StopFlag, TrainResult, train
-
-__version__ = "0.1.0"
+from .version import __version__ as __version__  # noqa: E402
 
 _SUBMODULES = {"evaluate", "rlhf", "widgets", "runs", "data", "generation"}
 

@@ -27,6 +27,7 @@ text. The choices, and why:
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 
@@ -113,3 +114,31 @@ def is_correct(text: str, answers: Sequence[str]) -> bool:
         elif has_word(text, answer):
             return True
     return False
+
+
+_FENCE = re.compile(r"^```(?:json)?\s*\n?(.*?)\n?```$", re.DOTALL)
+
+
+def parse_json_only(text: str) -> object | None:
+    """The value if the whole answer is one JSON value (a ```json fence allowed), else None."""
+    s = text.strip()
+    fenced = _FENCE.match(s)
+    if fenced:
+        s = fenced.group(1).strip()
+    try:
+        return json.loads(s)
+    except (json.JSONDecodeError, ValueError):
+        return None
+
+
+def find_json_object(text: str) -> dict | None:
+    """The first JSON object anywhere in the text (lenient: to score content, not format)."""
+    decoder = json.JSONDecoder()
+    for m in re.finditer(r"\{", text):
+        try:
+            value, _ = decoder.raw_decode(text, m.start())
+        except json.JSONDecodeError:
+            continue
+        if isinstance(value, dict):
+            return value
+    return None

@@ -23,6 +23,7 @@ from typing import Any, NoReturn
 
 from .config import RunConfig
 from .errors import ConfigError, FtlabError
+from .knobs import argparse_options, knobs_of
 from .methods import METHODS
 
 EXIT_ERROR = 2  # a problem with the input, the files or the environment (one line printed)
@@ -49,19 +50,44 @@ def _value(text: str) -> Any:
         return text
 
 
+# The flags that set a knob: flag -> the knob's dotted name. Each flag's type, choices and
+# help come from that knob's declaration (``ftlab.config``, ``ftlab.knobs``): the CLI
+# documents exactly what validation checks. Every other knob goes through --set.
+RUN_FLAGS = {"--model": "model"}
+TRAIN_FLAGS = {
+    "--preset": "preset", "--lr": "train.learning_rate", "--steps": "train.max_steps",
+    "--batch-size": "train.batch_size", "--size": "data.size", "--task": "data.task",
+    "--data": "data.path", "--seed": "seed", "--patience": "eval.early_stopping_patience",
+    "--eval-every": "eval.every", "--samples": "eval.samples", "--device": "device",
+    "--save-weights": "save_weights",
+}
+
+
+def _dest(flag: str) -> str:
+    return flag.lstrip("-").replace("-", "_")  # what argparse names the flag's value
+
+
+def knob_meta(path: str) -> dict:
+    """The declaration (help, range, type) of a knob by its dotted name (``data.size``)."""
+    *sections, name = path.split(".")
+    obj: Any = RunConfig()
+    for section in sections:
+        obj = getattr(obj, section)
+    return knobs_of(obj)[name]
+
+
+def _add_knob_flags(p: argparse.ArgumentParser, flags: dict[str, str]) -> None:
+    for flag, path in flags.items():
+        p.add_argument(flag, **argparse_options(knob_meta(path)))
+
+
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     """Build the run's config from flags: the one path the CLI shares with notebooks."""
     changes: dict[str, Any] = {"method": args.method}
-    for flag, key in (("model", "model"), ("preset", "preset"), ("lr", "lr"),
-                      ("steps", "steps"), ("batch_size", "batch_size"), ("size", "size"),
-                      ("task", "task"), ("data", "data.path"), ("seed", "seed"),
-                      ("patience", "patience"), ("eval_every", "eval_every"),
-                      ("samples", "eval.samples"), ("device", "device")):
-        value = getattr(args, flag, None)
-        if value is not None:
-            changes[key] = value
-    if getattr(args, "save_weights", False):
-        changes["save_weights"] = True
+    for flag, path in {**RUN_FLAGS, **TRAIN_FLAGS}.items():
+        value = getattr(args, _dest(flag), None)
+        if value is not None and value is not False:  # False: a switch not given
+            changes[path] = value
     for item in getattr(args, "set", None) or []:
         key, sep, text = item.partition("=")
         if not sep:
@@ -71,8 +97,9 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 def _add_run_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--method", default="lora", help="one of: " + ", ".join(METHODS))
-    p.add_argument("--model", help="model spec (default: the embedded smollm2-135m)")
+    p.add_argument("--method", default=RunConfig().method.name,
+                   help="one of: " + ", ".join(METHODS))
+    _add_knob_flags(p, RUN_FLAGS)
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="any knob, e.g. r=16, num_virtual_tokens=10, train.warmup_steps=2")
     p.add_argument("--json", action="store_true", help="print JSON only")
@@ -88,7 +115,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_params(args: argparse.Namespace) -> int:
-    from .train import build_model
+    from .engine import build_model
 
     cfg = config_from_args(args).validate()
     from .methods import param_report
@@ -100,10 +127,10 @@ def cmd_params(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from .engine import train
     from .errors import RunInterrupted
     from .models import choose_placement
     from .runs import writable_runs_root
-    from .train import train
 
     cfg = config_from_args(args).validate()
     choose_placement(cfg.device, cfg.dtype)  # a missing GPU is said before the model loads
@@ -169,19 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="fine-tune and print the final figures")
     _add_run_flags(p)
-    p.add_argument("--preset", choices=("auto", "cpu", "gpu"))
-    p.add_argument("--lr", type=float, help="learning rate (default: the method's own)")
-    p.add_argument("--steps", type=int)
-    p.add_argument("--batch-size", type=int, dest="batch_size")
-    p.add_argument("--size", type=int, help="examples generated (60/20/20 split)")
-    p.add_argument("--task", help="generated task name")
-    p.add_argument("--data", help="a JSONL file of your own rows")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--patience", type=int, help="early-stopping patience in evaluations")
-    p.add_argument("--eval-every", type=int, dest="eval_every")
-    p.add_argument("--samples", type=int, help="sample answers per evaluation")
-    p.add_argument("--device")
-    p.add_argument("--save-weights", action="store_true")
+    _add_knob_flags(p, TRAIN_FLAGS)
     p.add_argument("--runs-dir", help="where run folders go (default: $FTLAB_RUNS or ./runs)")
     p.set_defaults(func=cmd_train)
 

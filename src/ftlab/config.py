@@ -156,6 +156,24 @@ RL_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+def _as_rl(value: Any) -> RLConfig | None:
+    """``rl=True`` (or ``{}``): a GRPO run with default knobs; a dict: those knobs;
+    ``None``/``False``: a supervised run."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return RLConfig()
+    if isinstance(value, RLConfig):
+        return copy.deepcopy(value)
+    if isinstance(value, dict):
+        for key in value:
+            if key not in _names(RLConfig):
+                raise RLConfig.unknown_knob(key, value[key])
+        return RLConfig(**value)
+    raise ConfigError("rl", value, "true, false, null or a dict of RL knobs",
+                      "rl=true makes the run a GRPO run (ftlab.engine.policy).")
+
+
 def preset_values(preset: str, rl: bool = False) -> dict[str, Any]:
     """The sizes a preset fills in (dotted knob -> value); an RL run's differ."""
     return {**PRESETS[preset], **(RL_PRESETS[preset] if rl else {})}
@@ -248,6 +266,9 @@ class RunConfig(KnobConfig):
         if "method" in changes:
             out.method = _as_method(changes.pop("method"))
         for key, value in changes.items():
+            if key == "rl":
+                out.rl = _as_rl(value)
+                continue
             obj, name = out._locate(ALIASES.get(key, key), value)
             setattr(obj, name, value)
         return out
@@ -258,6 +279,10 @@ class RunConfig(KnobConfig):
             obj = self.method if section == "method" else getattr(self, section, None)
             if obj is not None and dataclasses.is_dataclass(obj) and name in _names(obj):
                 return obj, name
+            if section == "rl" and obj is None and name in _names(RLConfig):
+                raise ConfigError(key, value, "a knob of a policy-optimisation run",
+                                  "This run is supervised. Make it a GRPO run first: "
+                                  "config.replace(rl=True, ...) (CLI: --set rl=true).")
         else:
             owners = [o for o in (self, self.data, self.train, self.eval, self.method, self.rl)
                       if o is not None and key in _names(o)

@@ -22,6 +22,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers.generation.streamers import BaseStreamer
 
+from .models import eval_mode
 from .threads import share_cpus
 
 MAX_BATCH = 128  # beyond this a CPU is compute-bound: larger batches only add memory
@@ -165,33 +166,32 @@ def generate_answers(model, tok, chats: Sequence[Sequence[dict]], max_new_tokens
     device = next(model.parameters()).device
     eos = tok.eos_token_id
     pad = tok.pad_token_id if tok.pad_token_id is not None else eos
-    was_training = model.training
-    model.eval()
     out: list[Answer | None] = [None] * len(prompts)
     bar = tqdm(total=len(prompts), desc="generating", unit="answer", leave=False,
                delay=PROGRESS_DELAY_S) if progress else None
     steps = _Steps(bar, eos)
-    try:
-        for b in range(0, len(order), batch_size):
-            chunk = order[b:b + batch_size]
-            width = max(len(ids[i]) for i in chunk)
-            # left padding: generation continues every row from its last real token
-            input_ids = torch.tensor([[pad] * (width - len(ids[i])) + ids[i] for i in chunk],
-                                     device=device)
-            mask = torch.tensor([[0] * (width - len(ids[i])) + [1] * len(ids[i])
-                                 for i in chunk], device=device)
-            steps.start(len(chunk))
-            gen = model.generate(input_ids=input_ids, attention_mask=mask,
-                                 max_new_tokens=max_new_tokens, do_sample=False,
-                                 eos_token_id=eos, pad_token_id=pad, streamer=steps)
-            for i, row in zip(chunk, gen[:, width:].tolist()):
-                stopped = eos in row
-                row = row[:row.index(eos) + 1] if stopped else row
-                out[i] = Answer(prompt=prompts[i], text=tok.decode(row, skip_special_tokens=True),
-                                raw=tok.decode(row), stopped=stopped, n_tokens=len(row),
-                                token_ids=row)
-    finally:
-        if bar is not None:
-            bar.close()
-        model.train(was_training)
+    with eval_mode(model):
+        try:
+            for b in range(0, len(order), batch_size):
+                chunk = order[b:b + batch_size]
+                width = max(len(ids[i]) for i in chunk)
+                # left padding: generation continues every row from its last real token
+                input_ids = torch.tensor([[pad] * (width - len(ids[i])) + ids[i] for i in chunk],
+                                         device=device)
+                mask = torch.tensor([[0] * (width - len(ids[i])) + [1] * len(ids[i])
+                                     for i in chunk], device=device)
+                steps.start(len(chunk))
+                gen = model.generate(input_ids=input_ids, attention_mask=mask,
+                                     max_new_tokens=max_new_tokens, do_sample=False,
+                                     eos_token_id=eos, pad_token_id=pad, streamer=steps)
+                for i, row in zip(chunk, gen[:, width:].tolist()):
+                    stopped = eos in row
+                    row = row[:row.index(eos) + 1] if stopped else row
+                    text = tok.decode(row, skip_special_tokens=True)
+                    out[i] = Answer(prompt=prompts[i], text=text,
+                                    raw=tok.decode(row), stopped=stopped, n_tokens=len(row),
+                                    token_ids=row)
+        finally:
+            if bar is not None:
+                bar.close()
     return out  # type: ignore[return-value]

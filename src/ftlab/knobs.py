@@ -1,7 +1,8 @@
 """Declared knobs: a config field carries its help text and allowed range in its metadata.
 
 The same metadata validates configs (the error quotes the help), labels widget sliders
-and documents the CLI, so the three can never disagree.
+and builds the CLI's flags (``argparse_options``: type, choices and help), so the three can
+never disagree.
 """
 
 from __future__ import annotations
@@ -215,4 +216,30 @@ def knobs_of(cls_or_obj: Any) -> dict[str, dict]:
         if "help" in f.metadata:
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
             out[f.name] = dict(f.metadata, default=default, type=_annotation(f))
+    return out
+
+
+_ARG_TYPES = {"int": int, "float": float, "str": str}
+
+
+def argparse_options(meta: dict) -> dict[str, Any]:
+    """Keywords for ``argparse``'s ``add_argument`` from a knob's metadata (``knobs_of``):
+    its type, its choices, and its help with the allowed values, so a flag says what
+    validation will check. A True/False knob is a switch (``store_true``)."""
+    types = _types(meta.get("type", "")) - {"None"}
+    choices = meta.get("choices")
+    help_text = meta.get("help", "")
+    if types == {"bool"} or (choices and set(choices) == {True, False}):
+        return {"action": "store_true", "help": help_text.replace("%", "%%")}
+    out: dict[str, Any] = {}
+    if choices:
+        out["choices"] = list(choices)
+    else:
+        out["type"] = next((_ARG_TYPES[t] for t in ("float", "int") if t in types), str)
+        allowed = describe(meta)
+        if out["type"] is int:
+            allowed = allowed.replace("a number", "a whole number", 1)
+        if meta.get("low") is not None or meta.get("high") is not None or meta.get("allowed"):
+            help_text = f"{help_text} Allowed: {allowed}."
+    out["help"] = help_text.replace("%", "%%")
     return out

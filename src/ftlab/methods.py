@@ -1,7 +1,13 @@
 """The five fine-tuning methods as data: a config per method, one registry, one apply().
 
-Each config's fields are exactly the knobs a learner may turn (help text and range in the
-field metadata, see ``knobs.py``). ``apply_method`` turns a loaded base model into the
+A method is declared once, here, as one config class: its fields are exactly the knobs a
+learner may turn (help text and range in the field metadata, see ``knobs.py``); its class
+attributes say what every other module needs to know of it: ``label`` (how tables name it),
+``default_lr``, ``summary``, ``starts_as_base``, ``trains_base`` and ``quantized_base``; its
+methods give the PEFT config (``peft_config``), the quantisation of the base
+(``quantization``), what it trains on a model of a given shape (``trainable_params``, the
+formula ``ftlab.instruments.memory_scale`` uses) and the positions its virtual tokens add
+(``virtual_inputs``, ``virtual_keys``). ``apply_method`` turns a loaded base model into the
 trainable model; ``param_report`` counts honestly what is trained.
 """
 
@@ -21,6 +27,8 @@ LORA_TARGETS = {
     "q,v": ["q_proj", "v_proj"],
     "mlp": ["gate_proj", "up_proj", "down_proj"],
 }
+# The seven linear layers of a Llama-style block, in the order of ``Shape.linear_shapes``.
+LINEAR_NAMES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
 @dataclass
@@ -30,11 +38,14 @@ class MethodConfig(KnobConfig):
     knob_prefix = "method."
 
     name: ClassVar[str] = ""
+    label: ClassVar[str] = ""  # how tables and figures name the method ("LoRA")
     default_lr: ClassVar[float] = 1e-4  # a learning rate that moves this method in a few steps
     summary: ClassVar[str] = ""
     # Before its first step the trained model computes exactly what the base model does
     # (full: it is the base; LoRA: B starts at zero), so the base's scores can be reused.
     starts_as_base: ClassVar[bool] = False
+    trains_base: ClassVar[bool] = False  # the base's own weights are trained (no frozen copy)
+    quantized_base: ClassVar[bool] = False  # the frozen base is stored in 4 bits
 
     @classmethod
     def unknown_knob(cls, key: str, value: Any) -> ConfigError:
@@ -53,6 +64,30 @@ class MethodConfig(KnobConfig):
         """The PEFT config that wraps the base model, or None to train the base itself."""
         return None
 
+    def init_trained(self, peft_model, tokenizer) -> None:
+        """Give the trained parameters their starting values, after PEFT has added them."""
+
+    # -- what the method trains and stores on a model of a given shape ---------------------
+    # ``shape``: a Llama-style model's sizes (``ftlab.instruments.memory_scale.Shape``:
+    # hidden, layers, kv_dim, linear_shapes, n_params), so the counts hold for models that
+    # cannot be loaded here as for the one that is.
+    def trainable_params(self, shape) -> int:
+        """Parameters this method trains on a model of this shape."""
+        raise NotImplementedError
+
+    def virtual_inputs(self) -> int:
+        """Input positions the method adds before the prompt (prompt tuning's soft tokens)."""
+        return 0
+
+    def virtual_keys(self) -> int:
+        """Key/value positions the method adds inside every attention layer (prefix tuning)."""
+        return 0
+
+    def adapter_input_width(self, shape) -> int:
+        """Summed input width of the layers whose adapters keep a dropped-out copy of their
+        input for the backward pass (LoRA with dropout); 0 for the other methods."""
+        return 0
+
     def to_dict(self) -> dict:
         return {"name": self.name, **asdict(self)}
 
@@ -62,9 +97,14 @@ class FullFinetune(MethodConfig):
     """Every weight of the model is trained."""
 
     name: ClassVar[str] = "full"
+    label: ClassVar[str] = "full fine-tuning"
     default_lr: ClassVar[float] = 5e-5
     summary: ClassVar[str] = "all weights trained: most capacity, most memory, most forgetting"
     starts_as_base: ClassVar[bool] = True
+    trains_base: ClassVar[bool] = True
+
+    def trainable_params(self, shape) -> int:
+        return shape.n_params
 
 
 @dataclass
@@ -72,6 +112,7 @@ class Lora(MethodConfig):
     """Low-rank adapters (Hu et al., 2021): W + (alpha/r)·B·A, base frozen."""
 
     name: ClassVar[str] = "lora"
+    label: ClassVar[str] = "LoRA"
     default_lr: ClassVar[float] = 1e-3
     summary: ClassVar[str] = "low-rank adapters beside frozen weights"
     starts_as_base: ClassVar[bool] = True
@@ -90,14 +131,29 @@ class Lora(MethodConfig):
                           lora_dropout=self.dropout,
                           target_modules=LORA_TARGETS[self.target_modules])
 
+    def adapted(self, shape) -> list[tuple[int, int]]:
+        """(in, out) of the block's linear layers that get an adapter."""
+        targets = LORA_TARGETS[self.target_modules]
+        return [io for name, io in zip(LINEAR_NAMES, shape.linear_shapes)
+                if targets == "all-linear" or name in targets]
+
+    def trainable_params(self, shape) -> int:
+        # A (r x in) and B (out x r) beside every adapted linear layer of every block
+        return shape.layers * self.r * sum(a + b for a, b in self.adapted(shape))
+
+    def adapter_input_width(self, shape) -> int:
+        return sum(a for a, _ in self.adapted(shape)) if self.dropout > 0 else 0
+
 
 @dataclass
 class QLora(Lora):
     """LoRA on a 4-bit quantized base (Dettmers et al., 2023)."""
 
     name: ClassVar[str] = "qlora"
+    label: ClassVar[str] = "QLoRA"
     summary: ClassVar[str] = "LoRA adapters on a 4-bit frozen base"
     starts_as_base: ClassVar[bool] = False  # the 4-bit base differs from the base
+    quantized_base: ClassVar[bool] = True
     quant_type: str = knob("nf4", "4-bit data type: NormalFloat4 (nf4) or plain fp4.",
                            choices=("nf4", "fp4"))
     double_quant: bool = knob(True, "Also quantize the quantization constants (saves ~0.4 bit "
@@ -125,6 +181,7 @@ class PrefixTuning(MethodConfig):
     """Trained key/value vectors prepended at every layer (Li & Liang, 2021)."""
 
     name: ClassVar[str] = "prefix"
+    label: ClassVar[str] = "prefix tuning"
     default_lr: ClassVar[float] = 1e-2
     summary: ClassVar[str] = "trained keys/values prepended at every attention layer"
     num_virtual_tokens: int = knob(20, "How many virtual tokens the prefix holds.",
@@ -140,12 +197,24 @@ class PrefixTuning(MethodConfig):
         return PrefixTuningConfig(task_type=TaskType.CAUSAL_LM,
                                   num_virtual_tokens=self.num_virtual_tokens)
 
+    def init_trained(self, peft_model, tokenizer) -> None:
+        if self.init == "text":
+            _init_prefix_from_text(peft_model, tokenizer, self.init_text)
+
+    def trainable_params(self, shape) -> int:
+        # a key and a value vector per layer per virtual token
+        return self.num_virtual_tokens * shape.layers * 2 * shape.kv_dim
+
+    def virtual_keys(self) -> int:
+        return self.num_virtual_tokens
+
 
 @dataclass
 class PromptTuning(MethodConfig):
     """Trained input embeddings prepended to the prompt (Lester et al., 2021)."""
 
     name: ClassVar[str] = "prompt"
+    label: ClassVar[str] = "prompt tuning"
     default_lr: ClassVar[float] = 3e-2
     summary: ClassVar[str] = "trained soft-prompt embeddings before the input"
     num_virtual_tokens: int = knob(20, "How many soft-prompt tokens are trained.",
@@ -166,6 +235,12 @@ class PromptTuning(MethodConfig):
                      "tokenizer_name_or_path": tokenizer_source}
         return PromptTuningConfig(task_type=TaskType.CAUSAL_LM, prompt_tuning_init=init,
                                   num_virtual_tokens=self.num_virtual_tokens, **extra)
+
+    def trainable_params(self, shape) -> int:
+        return self.num_virtual_tokens * shape.hidden  # one input embedding per virtual token
+
+    def virtual_inputs(self) -> int:
+        return self.num_virtual_tokens
 
 
 METHODS: dict[str, type[MethodConfig]] = {
@@ -189,6 +264,11 @@ def _knobs(cls: type[MethodConfig]) -> list[str]:
     return [f.name for f in fields(cls) if f.init]
 
 
+def label_of(name: str) -> str:
+    """How tables name a method ("LoRA"); any other name (an arm of a lab) as it is."""
+    return METHODS[name].label if name in METHODS else name
+
+
 def apply_method(model, method: MethodConfig, tokenizer=None, tokenizer_source: str = ""):
     """Wrap a loaded base model so that exactly the method's parameters train."""
     peft_cfg = method.peft_config(model, tokenizer_source)
@@ -201,8 +281,7 @@ def apply_method(model, method: MethodConfig, tokenizer=None, tokenizer_source: 
     if getattr(model, "is_loaded_in_4bit", False):
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     peft_model = get_peft_model(model, peft_cfg)
-    if isinstance(method, PrefixTuning) and method.init == "text":
-        _init_prefix_from_text(peft_model, tokenizer, method.init_text)
+    method.init_trained(peft_model, tokenizer)
     return peft_model
 
 

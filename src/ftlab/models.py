@@ -8,6 +8,7 @@ converted once to a safetensors folder in the cache, which then loads in a fract
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.metadata
 import os
@@ -255,6 +256,18 @@ def _local_files_only(spec: str, source: str) -> bool:
         f"({why}). Use the embedded default '{DEFAULT_MODEL}' (no download needed) or a "
         "local folder saved with save_pretrained; set HF_HUB_OFFLINE=1 to use only "
         "models already downloaded.")
+
+
+@contextlib.contextmanager
+def eval_mode(model):
+    """The model in eval mode (no dropout) inside the block, and back in the mode it was in
+    after it: a measurement in the middle of training must not switch training off."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 def load_tokenizer(spec: str = DEFAULT_MODEL):

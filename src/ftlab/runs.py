@@ -466,7 +466,7 @@ def list_runs(runs_dir: str | Path | None = None) -> list[Run]:
 def code_version() -> str:
     """ftlab's version and a digest of its source and data files: a cache never outlives
     the code that measured it."""
-    from . import __version__
+    from .version import __version__
 
     root = Path(__file__).parent
     digest = hashlib.sha256()
@@ -526,7 +526,7 @@ def load_trained(path: str | Path):
                          "to evaluate it later.")
     cfg = run.config
     placement = choose_placement(cfg.device, cfg.dtype)
-    if cfg.method.name == "full":
+    if cfg.method.trains_base:  # the whole model was saved, not an adapter
         return load_model(str(weights), device=cfg.device, dtype=cfg.dtype)
     from peft import PeftModel
 

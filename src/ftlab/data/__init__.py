@@ -2,7 +2,8 @@
 
 from .formats import FORMATS, IGNORE_INDEX, corrupt_formats, encode
 from .jsonl import read_jsonl
-from .tasks import TASKS, Splits, make_task
+from .splits import load_splits
+from .tasks import TASKS, Splits, Task, make_task, task_for
 
-__all__ = ["FORMATS", "IGNORE_INDEX", "TASKS", "Splits", "corrupt_formats", "encode",
-           "make_task", "read_jsonl"]
+__all__ = ["FORMATS", "IGNORE_INDEX", "TASKS", "Splits", "Task", "corrupt_formats", "encode",
+           "load_splits", "make_task", "read_jsonl", "task_for"]

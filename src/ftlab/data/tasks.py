@@ -12,7 +12,10 @@ Three tasks, each chosen for what it teaches:
   learned in a few steps, so a model trained on it over-specialises: the lab's
   instruction probes and broad benchmark show what it forgot.
 
-Facts (names, cities, products) are written here by hand; nothing is downloaded.
+Each task is declared once, as a ``Task`` in ``TASKS``: how its rows are generated, how an
+answer's content is scored (read leniently), the strict answer shape it asks for, and how
+many tokens an answer may take. Facts (names, cities, products) are written here by hand;
+nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ from __future__ import annotations
 import functools
 import json
 import random
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..answers import find_json_object, gives_number, parse_json_only, same_value
 from ..errors import ConfigError
 
 Row = dict
@@ -125,9 +130,75 @@ def sentiment(rng: random.Random) -> Row:
     return _chat(q, label, label=label)
 
 
-TASKS: dict[str, Callable[[random.Random], Row]] = {
-    "arithmetic": arithmetic, "extraction": extraction, "sentiment": sentiment,
-}
+# -- reading an answer -----------------------------------------------------------------
+# Content and format are judged apart: a scorer reads the answer leniently (the last number,
+# the first JSON object anywhere), so a model that knows the answer but wraps it in chatter
+# still scores; a parser checks the strict shape the task trains (format validity). What an
+# answer says (its last number, a field's value) is defined once, in ftlab.answers.
+def score_exact(text: str, meta: dict) -> dict[str, bool]:
+    """The whole answer against the expected one (``same_value``): labels, own data."""
+    return {"exact": same_value(text, meta["answer"])}
+
+
+def _score_arithmetic(text: str, meta: dict) -> dict[str, bool]:
+    return {"correct": gives_number(text, meta["number"])}
+
+
+def _score_extraction(text: str, meta: dict) -> dict[str, bool]:
+    obj = find_json_object(text) or {}
+    return {k: same_value(obj.get(k, ""), v) for k, v in meta["fields"].items()}
+
+
+def _is_arithmetic_answer(text: str) -> bool:
+    return re.fullmatch(r"The answer is -?\d+\.", text.strip()) is not None
+
+
+def _is_extraction_answer(text: str) -> bool:
+    value = parse_json_only(text)
+    return isinstance(value, dict) and set(value) == set(EXTRACTION_KEYS)
+
+
+def _is_sentiment_answer(text: str) -> bool:
+    return text.strip().rstrip(".").lower() in SENTIMENT_LABELS
+
+
+# -- the registry ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Task:
+    """One task, declared once: what every module that trains on it or scores it needs.
+
+    ``generate(rng)`` makes one row; ``score(text, meta)`` says per part whether an answer's
+    content is right ({part: correct?}, per field for JSON); ``parse(text)`` whether it has
+    the strict shape the task trains; ``max_new_tokens`` is what an answer may take: enough
+    for the trained format and for a chatty base model. Calling a task generates a row.
+    """
+
+    name: str
+    generate: Callable[[random.Random], Row] | None
+    score: Callable[[str, dict], dict[str, bool]]
+    parse: Callable[[str], bool]
+    max_new_tokens: int
+
+    def __call__(self, rng: random.Random) -> Row:
+        if self.generate is None:
+            raise ConfigError("data.task", self.name, "a generated task: "
+                              + ", ".join(map(repr, TASKS)))
+        return self.generate(rng)
+
+
+TASKS: dict[str, Task] = {t.name: t for t in (
+    Task("arithmetic", arithmetic, _score_arithmetic, _is_arithmetic_answer, 48),
+    Task("extraction", extraction, _score_extraction, _is_extraction_answer, 64),
+    Task("sentiment", sentiment, score_exact, _is_sentiment_answer, 16),
+)}
+
+# Rows of your own (a JSONL file, scored as "own"): exact match, any non-empty answer.
+OWN = Task("own", None, score_exact, lambda t: bool(t.strip()), 64)
+
+
+def task_for(name: str) -> Task:
+    """The task's declaration; any other name (rows of your own) gets ``OWN``'s."""
+    return TASKS.get(name, OWN)
 
 
 HELD_OUT: dict[str, int] = {"validation": 200, "test": 400}

@@ -12,15 +12,14 @@ regression labs (``ftlab.labs.collapse``, ``ftlab.labs.regression``).
 
 Each reports its per-item outcomes too (``probes.pass/<probe id>``, ``other.item/<task>/<i>``,
 ``bench.ll_item/<i>``, ``bench.gen_item/<i>``), so a paired interval of before against after
-(``paired_diff``) needs nothing but the run folder. The generated answers are kept
-(``saved_answers``) for reading before and after side by side. The scores of a model that
-is still the base (step 0 of full fine-tuning or LoRA) are cached on disk
+(``paired_diff``) needs nothing but the run folder. The generated answers are kept in the
+run folder too (``saved_answers``), for reading before and after side by side. The scores
+of a model that is still the base (step 0 of full fine-tuning or LoRA) are cached on disk
 (``ftlab.evaluate.cache``): every run and both lab notebooks share one measurement.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import statistics
@@ -107,40 +106,38 @@ def run_paired(run, prefix: str) -> tuple[float, float, float]:
 
 
 # -- the answers, kept for reading --------------------------------------------------------
-def _answers_path(config, step: int, name: str) -> Path:
-    from ..models import cache_dir
+ANSWERS = "answers"  # the run folder's subfolder of kept answers
 
-    blob = json.dumps([config.hash(), step, name])
-    return cache_dir() / "answers" / f"{hashlib.sha256(blob.encode()).hexdigest()[:24]}.json"
+
+def _answers_file(run_dir: Path, step: int, name: str) -> Path:
+    return Path(run_dir) / ANSWERS / f"{name}-step{step}.json"
 
 
 def save_answers(ctx, name: str, rows: list[dict], outcomes: dict[str, float]) -> None:
-    """Keep an evaluator's answers at ``ctx.step`` with the numbers they gave (see
-    ``saved_answers``): run folders keep numbers only."""
+    """Keep an evaluator's answers at ``ctx.step`` in the run's folder, with the numbers
+    they gave (see ``saved_answers``): a folder copied elsewhere shows them too."""
     from ..runs import write_json
 
-    path = _answers_path(ctx.config, ctx.step, name)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_json(path, {"outcomes": outcomes, "rows": rows})
-    except OSError:
-        pass  # a read-only cache only loses the side-by-side view
+    if ctx.run_dir is None:
+        return  # an evaluator called outside a run: nothing to keep them in
+    path = _answers_file(ctx.run_dir, ctx.step, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, {"outcomes": outcomes, "rows": rows})
 
 
 def saved_answers(run, name: str = "probes", at: str = "final") -> list[dict] | None:
     """The answers an evaluator of ``run`` generated before training (``at="first"``) or on
-    the returned model, one dict per item; None if they were not kept on this machine.
+    the returned model, one dict per item; None if the run's folder does not hold them.
 
-    They live beside the base-model scores in ftlab's cache (``FTLAB_CACHE``), keyed by the
-    run's config and step, with the per-item outcomes they gave: answers whose outcomes
-    differ from the run's own (another run of the same config, other code) are not
-    returned."""
+    They are read from the run folder (``answers/<name>-step<k>.json``) with the per-item
+    outcomes they gave; answers whose outcomes differ from the run's own metrics (a file
+    from another run) are not returned."""
     evals = [e for e in run.evals if e.get("full", True)]
     if not evals:
         return None
     ev = evals[0] if at == "first" else evals[-1]
     try:
-        stored = json.loads(_answers_path(run.config, ev["step"], name).read_text("utf-8"))
+        stored = json.loads(_answers_file(run.path, ev["step"], name).read_text("utf-8"))
         outcomes, rows = stored["outcomes"], stored["rows"]
     except (OSError, ValueError, KeyError, TypeError):
         return None

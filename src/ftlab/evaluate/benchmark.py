@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from ..data.benchmark import MCItem, load_benchmark
 from ..generation import PROGRESS_DELAY_S, chat_prompt
+from ..models import eval_mode
 from ..threads import share_cpus
 from .result import EvalResult, mean, wilson_interval
 
@@ -40,32 +41,31 @@ def choice_logprobs(model, tok, items: Sequence[MCItem], *, batch_size: int = 16
     device = next(model.parameters()).device
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
     out: list[list[tuple[float, int]]] = [[(0.0, 0)] * len(it.choices) for it in items]
-    was_training = model.training
-    model.eval()
     bar = tqdm(total=len(order), desc="benchmark", unit="choice", disable=not progress,
                leave=False, delay=PROGRESS_DELAY_S)
     tokens, t0 = 0, time.perf_counter()
-    try:
-        for b in range(0, len(order), batch_size):
-            share_cpus()  # fewer threads while another process keeps a core busy
-            batch = [seqs[k] for k in order[b:b + batch_size]]
-            full = [p + c for _, _, p, c in batch]
-            width = max(map(len, full))
-            tokens += sum(map(len, full))
-            ids = torch.tensor([f + [pad] * (width - len(f)) for f in full], device=device)
-            mask = torch.tensor([[1] * len(f) + [0] * (width - len(f)) for f in full],
-                                device=device)
-            logits = model(input_ids=ids, attention_mask=mask).logits
-            for row, (i, j, p, c) in enumerate(batch):
-                pos = torch.arange(len(p) - 1, len(p) + len(c) - 1, device=device)
-                lp = logits[row, pos].float().log_softmax(-1)
-                target = torch.tensor(c, device=device)
-                out[i][j] = (lp.gather(1, target[:, None]).sum().item(), len(c))
-            bar.update(len(batch))
-            bar.set_postfix_str(f"{tokens / (time.perf_counter() - t0):.0f} tok/s", refresh=False)
-    finally:
-        bar.close()
-        model.train(was_training)
+    with eval_mode(model):
+        try:
+            for b in range(0, len(order), batch_size):
+                share_cpus()  # fewer threads while another process keeps a core busy
+                batch = [seqs[k] for k in order[b:b + batch_size]]
+                full = [p + c for _, _, p, c in batch]
+                width = max(map(len, full))
+                tokens += sum(map(len, full))
+                ids = torch.tensor([f + [pad] * (width - len(f)) for f in full], device=device)
+                mask = torch.tensor([[1] * len(f) + [0] * (width - len(f)) for f in full],
+                                    device=device)
+                logits = model(input_ids=ids, attention_mask=mask).logits
+                for row, (i, j, p, c) in enumerate(batch):
+                    pos = torch.arange(len(p) - 1, len(p) + len(c) - 1, device=device)
+                    lp = logits[row, pos].float().log_softmax(-1)
+                    target = torch.tensor(c, device=device)
+                    out[i][j] = (lp.gather(1, target[:, None]).sum().item(), len(c))
+                bar.update(len(batch))
+                rate = tokens / (time.perf_counter() - t0)
+                bar.set_postfix_str(f"{rate:.0f} tok/s", refresh=False)
+        finally:
+            bar.close()
     return out
 
 

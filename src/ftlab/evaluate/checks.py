@@ -10,11 +10,10 @@ an answer that addresses the request (``check_content``: on topic, with substanc
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Sequence
 
-from ..answers import has_word, words
+from ..answers import has_word, parse_json_only, words
 
 # Template debris of other formats, or of this one where it does not belong.
 STRAY_MARKERS: tuple[str, ...] = (
@@ -24,34 +23,8 @@ STRAY_MARKERS: tuple[str, ...] = (
 END_OF_TURN = "<|im_end|>"
 
 _BULLET = re.compile(r"^\s*[*\-•]\s+(.*)$", re.MULTILINE)
-_FENCE = re.compile(r"^```(?:json)?\s*\n?(.*?)\n?```$", re.DOTALL)
 # ``words`` and ``has_word`` (a word as a reader counts it, a whole-word match) are defined
 # once, in ftlab.answers, and imported above: the rewards count the same words.
-
-
-def parse_json_only(text: str) -> object | None:
-    """The value if the whole answer is one JSON value (a ```json fence allowed), else None."""
-    s = text.strip()
-    fenced = _FENCE.match(s)
-    if fenced:
-        s = fenced.group(1).strip()
-    try:
-        return json.loads(s)
-    except (json.JSONDecodeError, ValueError):
-        return None
-
-
-def find_json_object(text: str) -> dict | None:
-    """The first JSON object anywhere in the text (lenient: to score content, not format)."""
-    decoder = json.JSONDecoder()
-    for m in re.finditer(r"\{", text):
-        try:
-            value, _ = decoder.raw_decode(text, m.start())
-        except json.JSONDecodeError:
-            continue
-        if isinstance(value, dict):
-            return value
-    return None
 
 
 def stray_markers(raw: str) -> list[str]:

@@ -49,8 +49,8 @@ def _run_rows(args, preset: str) -> tuple[str, int, list[dict] | None]:
     """Task, seed and held-out rows: a run's own (its task, seed and splits), else the args'."""
     if not args.run:
         return args.task or "arithmetic", args.seed or 0, None
+    from ..data import load_splits
     from ..runs import load_run
-    from ..train import load_splits
 
     cfg = load_run(args.run).config
     for flag, given, own in (("--task", args.task, cfg.data.task),

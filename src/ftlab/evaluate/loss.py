@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from ..data.formats import IGNORE_INDEX, encode
 from ..generation import PROGRESS_DELAY_S
+from ..models import eval_mode
 from ..threads import share_cpus
 from .result import EvalResult
 
@@ -27,37 +28,36 @@ def validation_loss(model, tok, rows: Sequence[dict], *, fmt: str = "chat",
     """Token-weighted mean cross-entropy over the answers of ``rows``, and its perplexity."""
     encoded = [encode(r, tok, fmt, max_length) for r in rows]
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     total, count = 0.0, 0
     bar = tqdm(total=len(encoded), desc="validation loss", unit="row", disable=not progress,
                leave=False, delay=PROGRESS_DELAY_S)
     tokens, t0 = 0, time.perf_counter()
-    try:
-        for i in range(0, len(encoded), batch_size):
-            share_cpus()  # fewer threads while another process keeps a core busy
-            chunk = encoded[i:i + batch_size]
-            width = max(len(e["input_ids"]) for e in chunk)
-            tokens += sum(len(e["input_ids"]) for e in chunk)
-            pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-            ids = torch.tensor([e["input_ids"] + [pad] * (width - len(e["input_ids"]))
-                                for e in chunk], device=device)
-            mask = torch.tensor([e["attention_mask"] + [0] * (width - len(e["input_ids"]))
-                                 for e in chunk], device=device)
-            labels = torch.tensor([e["labels"] + [IGNORE_INDEX] * (width - len(e["labels"]))
-                                   for e in chunk], device=device)
-            logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
-            target = labels[:, 1:]
-            loss = torch.nn.functional.cross_entropy(
-                logits.reshape(-1, logits.shape[-1]), target.reshape(-1),
-                ignore_index=IGNORE_INDEX, reduction="sum")
-            total += loss.item()
-            count += int((target != IGNORE_INDEX).sum())
-            bar.update(len(chunk))
-            bar.set_postfix_str(f"{tokens / (time.perf_counter() - t0):.0f} tok/s", refresh=False)
-    finally:
-        bar.close()
-        model.train(was_training)
+    with eval_mode(model):
+        try:
+            for i in range(0, len(encoded), batch_size):
+                share_cpus()  # fewer threads while another process keeps a core busy
+                chunk = encoded[i:i + batch_size]
+                width = max(len(e["input_ids"]) for e in chunk)
+                tokens += sum(len(e["input_ids"]) for e in chunk)
+                pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+                ids = torch.tensor([e["input_ids"] + [pad] * (width - len(e["input_ids"]))
+                                    for e in chunk], device=device)
+                mask = torch.tensor([e["attention_mask"] + [0] * (width - len(e["input_ids"]))
+                                     for e in chunk], device=device)
+                labels = torch.tensor([e["labels"] + [IGNORE_INDEX] * (width - len(e["labels"]))
+                                       for e in chunk], device=device)
+                logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+                target = labels[:, 1:]
+                loss = torch.nn.functional.cross_entropy(
+                    logits.reshape(-1, logits.shape[-1]), target.reshape(-1),
+                    ignore_index=IGNORE_INDEX, reduction="sum")
+                total += loss.item()
+                count += int((target != IGNORE_INDEX).sum())
+                bar.update(len(chunk))
+                rate = tokens / (time.perf_counter() - t0)
+                bar.set_postfix_str(f"{rate:.0f} tok/s", refresh=False)
+        finally:
+            bar.close()
     mean_loss = total / count if count else float("nan")
     return EvalResult("loss", math.exp(-mean_loss) if count else 0.0, len(rows),
                       extra={"loss": mean_loss, "perplexity": math.exp(mean_loss),

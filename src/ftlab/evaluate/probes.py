@@ -14,10 +14,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
 from ..data.probes import Probe, load_probes
+from ..data.tasks import TASKS
 from ..generation import Answer, generate_answers
 from .checks import check_content, check_instruction
 from .result import EvalResult, mean
-from .task import PARSERS
 
 
 def score_probe(probe: Probe, text: str) -> dict[str, bool]:
@@ -29,9 +29,9 @@ def score_probe(probe: Probe, text: str) -> dict[str, bool]:
 
 def training_form(text: str, tasks: Iterable[str] | None = None) -> str | None:
     """The training task whose strict answer shape ``text`` has (a sentiment label, "The
-    answer is N.", the extraction JSON; ``task.PARSERS``), or None."""
-    for task in (PARSERS if tasks is None else tasks):
-        if PARSERS[task](text):
+    answer is N.", the extraction JSON; each ``Task.parse``), or None."""
+    for task in (TASKS if tasks is None else tasks):
+        if TASKS[task].parse(text):
             return task
     return None
 

@@ -1,15 +1,22 @@
-"""The base every lab stands on: knobs, arms, watched evaluators and the lesson as code.
+"""The base every lab stands on: presets, arms, watched evaluators and the lesson as code.
 
 A lab module declares what differs (d2l's shared bases, PEFT's configs as data):
 
 - ``base``: the ``RunConfig`` every arm starts from (sizes left to the preset);
-- ``arms``: named changes to it, e.g. ``{"healthy": {...}, "broken": {...}}``;
-- ``watch``: the evaluators measured during and after training (namespaced metrics);
+- ``presets``: per preset (``cpu``, ``gpu``) a ``Preset``: the changes to ``base``, the
+  arms (named changes, e.g. ``{"healthy": {...}, "broken": {...}}``), which arms the check
+  reads on every seed (``checked``), which are measured on the first seed only (``extra``),
+  and the evaluators watched during and after training (``watch``, namespaced metrics);
 - ``knobs`` and ``metrics``: what its panel shows;
 - ``measure`` and ``conditions``: the lesson as code, on one seed's runs.
 
-``lab.run(arm, seed)`` and ``lab.sweep(seeds)`` train or load from the run cache;
-``result.check()`` returns a ``Verdict`` that a notebook prints and asserts.
+``Lab(**changes)`` resolves the preset once (from the changes, else the base config: a GPU
+machine gets ``gpu``), then builds every arm as base, preset, arm and the caller's changes,
+in that order: a change given to the lab wins under any spelling (``lr``,
+``train.learning_rate``, ...). ``lab.run(arm, seed)`` and ``lab.sweep(seeds)`` train or load
+from the run cache; ``result.check()`` returns a ``Verdict`` that a notebook prints and
+asserts. Figures and HTML tables live apart (``show_<lab>.py``), all tables written by
+``rows_html``.
 """
 
 from __future__ import annotations
@@ -24,11 +31,51 @@ from typing import Any, ClassVar
 from tqdm.auto import tqdm
 
 from ..config import RunConfig
+from ..engine import Evaluator, train
 from ..errors import ConfigError
 from ..runs import Run
-from ..train import Evaluator, train
 
 
+# -- the one table writer ---------------------------------------------------------------
+class Html(str):
+    """Text that is already HTML: ``rows_html`` puts it in its cell as it is."""
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, bool):
+        return "yes" if v else "NO"
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    return "" if v is None else str(v)
+
+
+def cell_html(v: Any) -> str:
+    """One value as a table cell: ``Html`` as it is, the rest as text (floats to 3
+    decimals, booleans yes/NO), escaped."""
+    return v if isinstance(v, Html) else html.escape(_fmt(v))
+
+
+def rows_html(rows: Sequence[Mapping[str, Any]], cell: Callable[[Any], str] = cell_html, *,
+              columns: Sequence[str] | None = None,
+              style: str | Mapping[str, str] = "text-align:right",
+              head_style: str = "") -> str:
+    """Rows (one dict each, columns from the first unless given) as an HTML table.
+
+    ``cell`` formats one value as HTML (each lab formats its own numbers); ``style`` is each
+    cell's CSS, one for every column or by column name (a column not named: right-aligned;
+    ``""``: none); ``head_style`` the header cells'."""
+    cols = list(columns if columns is not None else rows[0] if rows else [])
+    css = {c: style if isinstance(style, str) else style.get(c, "text-align:right")
+           for c in cols}
+    th = f"<th style='{head_style}'>" if head_style else "<th>"
+    head = "".join(f"{th}{html.escape(c)}</th>" for c in cols)
+    td = {c: f"<td style='{css[c]}'>" if css[c] else "<td>" for c in cols}
+    body = "".join("<tr>" + "".join(f"{td[c]}{cell(r.get(c))}</td>" for c in cols) + "</tr>"
+                   for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+# -- the verdict ---------------------------------------------------------------------------
 @dataclass
 class Verdict:
     """The lesson's claim, the numbers per seed, pass/fail per seed, and overall."""
@@ -66,39 +113,16 @@ class Verdict:
         return "\n".join([*lines, self.summary])
 
     def _repr_html_(self) -> str:
-        cols = self._columns()
-        head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
-        body = "".join("<tr>" + "".join(
-            f"<td style='text-align:right'>{html.escape(_fmt(r.get(c)))}</td>" for c in cols)
-            + "</tr>" for r in self.rows)
         color = "#1a7f37" if self.passed else "#b00020"
         return (f"<p><b>Claim.</b> {html.escape(self.claim)}</p>"
-                f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-                f"<p style='color:{color}'><b>{html.escape(self.summary)}</b></p>")
+                + rows_html(self.rows, columns=self._columns())
+                + f"<p style='color:{color}'><b>{html.escape(self.summary)}</b></p>")
 
     def assert_holds(self) -> Verdict:
         """Raise AssertionError with the whole table if the claim does not hold."""
         if not self.passed:
             raise AssertionError(str(self))
         return self
-
-
-def rows_html(rows: Sequence[Mapping[str, Any]], cell: Callable[[Any], str]) -> str:
-    """Rows of numbers (one dict each, columns from the first) as an HTML table; ``cell``
-    formats one value (each lab formats its own numbers)."""
-    cols = list(rows[0]) if rows else []
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
-    body = "".join("<tr>" + "".join(f"<td style='text-align:right'>{cell(r.get(c))}</td>"
-                                    for c in cols) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, bool):
-        return "yes" if v else "NO"
-    if isinstance(v, float):
-        return f"{v:.3f}"
-    return "" if v is None else str(v)
 
 
 @dataclass
@@ -135,31 +159,76 @@ class LabResult:
         return Verdict(self.lab.claim, rows, names, min(required, len(self.seeds)))
 
 
+# -- the lab ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Preset:
+    """What a lab runs on one preset: the changes to its ``base`` (sizes), its arms (named
+    changes on top), the arms its check reads on every seed (``checked``; ``None``: every
+    arm not ``extra``), the arms measured on the first seed only (``extra``) and the
+    evaluators it watches (``watch``)."""
+
+    base: Mapping[str, Any] = field(default_factory=dict)
+    arms: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    checked: tuple[str, ...] | None = None
+    extra: tuple[str, ...] = ()
+    watch: Mapping[str, Evaluator] = field(default_factory=dict)
+
+
 class Lab:
-    """Subclass and declare; see the module docstring."""
+    """Subclass and declare; see the module docstring.
+
+    A lab without ``presets`` uses its ``arms`` and ``watch`` on every preset."""
 
     title: ClassVar[str] = ""
     claim: ClassVar[str] = ""
     base: ClassVar[RunConfig] = RunConfig()
-    arms: ClassVar[dict[str, dict[str, Any]]] = {}
-    watch: ClassVar[dict[str, Evaluator]] = {}
+    presets: ClassVar[Mapping[str, Preset]] = {}
+    arms: dict[str, dict[str, Any]] = {}  # without presets: the arms of every preset
+    watch: dict[str, Evaluator] = {}  # without presets: the evaluators of every preset
     knobs: ClassVar[Sequence[str] | Mapping[str, Any]] = ("lr", "steps", "size")
     metrics: ClassVar[Mapping[str, Sequence[str]] | None] = None
     seeds: ClassVar[tuple[int, ...]] = (0, 1, 2)
     required_seeds: ClassVar[int | None] = None  # None: every seed swept
+    sweep_more: ClassVar[bool] = True  # ``sweep()`` runs the extra arms unless more=False
 
     def __init__(self, runs_dir: str | Path | None = None, **changes: Any) -> None:
-        """``changes`` apply to every arm (e.g. ``preset="gpu"``, ``model="tiny"``)."""
+        """``changes`` apply to every arm, after the preset's and the arm's own (e.g.
+        ``preset="gpu"``, ``model="tiny"``, ``lr=1e-4``)."""
+        cls = type(self)
         self.runs_dir = runs_dir
-        self.config_base = type(self).base.replace(**changes) if changes else type(self).base
+        self.changes = dict(changes)
+        start = cls.base.replace(**changes) if changes else cls.base  # names checked here
+        if cls.presets:
+            self.preset = start.resolved().preset
+            if self.preset not in cls.presets:
+                raise ConfigError("preset", self.preset,
+                                  "one of " + ", ".join(map(repr, cls.presets)),
+                                  f"The presets of {cls.__name__}.")
+            p = cls.presets[self.preset]
+            self.config_base = cls.base.replace(**p.base).replace(**changes)
+        else:
+            self.preset = start.preset
+            p = Preset(arms=cls.arms, watch=cls.watch)
+            self.config_base = start
+        self.arms = {arm: dict(c) for arm, c in p.arms.items()}
+        self.extra = tuple(p.extra)
+        self.checked = (tuple(p.checked) if p.checked is not None
+                        else tuple(a for a in self.arms if a not in self.extra))
+        self.watch = dict(p.watch)
+        for arm in self.arms:  # a change that fits no arm is an error now, not at run time
+            self.config(arm)
 
     # -- configs ------------------------------------------------------------------------
     def config(self, arm: str, seed: int = 0, **changes: Any) -> RunConfig:
-        """The config of one arm and seed (validated)."""
+        """The config of one arm and seed (validated): base, preset, arm, the lab's changes,
+        then ``changes``."""
         if arm not in self.arms:
             raise ConfigError("arm", arm, "one of " + ", ".join(map(repr, self.arms)),
                               f"The arms of {type(self).__name__}.")
-        cfg = self.config_base.replace(**self.arms[arm]).replace(seed=seed, **changes)
+        cfg = self.config_base.replace(**self.arms[arm])
+        if self.changes:
+            cfg = cfg.replace(**self.changes)
+        cfg = cfg.replace(seed=seed, **changes)
         cfg.validate()
         return cfg
 
@@ -172,13 +241,21 @@ class Lab:
                      reuse=not refresh)
 
     def sweep(self, seeds: Sequence[int] | None = None, arms: Sequence[str] | None = None,
-              *, refresh: bool = False, progress: bool = True) -> LabResult:
-        """Every arm over several seeds (cached runs are loaded, not trained)."""
+              *, more: bool | None = None, refresh: bool = False,
+              progress: bool = True) -> LabResult:
+        """The checked arms over every seed and, with ``more`` (default: the lab's
+        ``sweep_more``), the extra arms on the first seed; ``arms``: those arms over every
+        seed instead. Cached runs are loaded, not trained."""
         seeds = list(self.seeds if seeds is None else seeds)
-        arms = list(self.arms if arms is None else arms)
+        if arms is not None:
+            jobs = [(a, s) for s in seeds for a in arms]
+        else:
+            jobs = [(a, s) for s in seeds for a in self.checked]
+            if (self.sweep_more if more is None else more) and seeds:
+                jobs += [(a, seeds[0]) for a in self.extra]
         result, t0 = LabResult(self), time.perf_counter()
-        jobs = [(a, s) for s in seeds for a in arms]
-        for arm, seed in tqdm(jobs, desc=f"{type(self).__name__}: {len(arms)} arms × "
+        n_arms = len({a for a, _ in jobs})
+        for arm, seed in tqdm(jobs, desc=f"{type(self).__name__}: {n_arms} arms, "
                               f"{len(seeds)} seeds", unit="run", disable=not progress):
             result.runs[(arm, seed)] = self.run(arm, seed, refresh=refresh, progress=False)
         result.wall_s = time.perf_counter() - t0

@@ -21,7 +21,9 @@ Arms (sentiment, the same steps and data; sizes by preset, ``BASES``):
 - ``mixed``: the aggressive run with half of its training rows general instructions.
 
 ``lab.sweep()`` runs the checked arms, ``aggressive`` and ``gentle``, over three seeds
-(``CHECKED``); ``lab.sweep(seeds=(0,), arms=("lora", "mixed"))`` adds the other two. Measured
+(``CHECKED``); ``lab.sweep(seeds=(0,), arms=("lora", "mixed"))`` the other two (or
+``lab.sweep(more=True)``: all four, the other two on the first seed). Figures and tables:
+``show_collapse``. Measured
 at this budget (135M, 12 steps, seeds 0-2): only the gentler schedule keeps most of the base
 pass rate; LoRA at its usual rate collapses too (to a few words, not the label), and the mix
 keeps the answers long but not their formats (it holds no formatting instruction: it
@@ -30,18 +32,16 @@ teaches what it contains).
 
 from __future__ import annotations
 
-import html
 import math
-from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from ..config import RunConfig
-from ..data.probes import PROBE_TYPES
-from ..evaluate.behaviour import Sizes, behaviour_watch, run_paired, saved_answers
+from ..evaluate.behaviour import Sizes, behaviour_watch, run_paired
 from ..runs import Run
-from .base import Lab, LabResult, rows_html
+from .base import Lab, LabResult, Preset
 
-# -- the arms -----------------------------------------------------------------------------
+# -- the arms ----------------------------------------------------------------------------
 ARMS: dict[str, dict[str, Any]] = {
     "aggressive": {"method": "full", "lr": 2e-4},
     "gentle": {"method": "full", "lr": 2e-5},
@@ -52,7 +52,7 @@ ARMS: dict[str, dict[str, Any]] = {
 # the others are evaluated before and after only, which keeps the sweep short.
 LIVE_ARMS = ("aggressive",)
 LIVE_EVERY = {"cpu": 4, "gpu": 25}
-CHECKED = ("aggressive", "gentle")  # what ``sweep()`` runs by default, over every seed
+CHECKED = ("aggressive", "gentle")  # what ``sweep()`` runs, over every seed
 BASES: dict[str, dict[str, Any]] = {
     # cpu: 12 steps of 4 rows (sentiment rows are ~50 tokens; general rows up to ~120).
     # At 8 steps the form is learned (one word, a label) but not yet the task (score 0.5).
@@ -64,6 +64,19 @@ BASES: dict[str, dict[str, Any]] = {
             "eval.samples": 0},
 }
 
+
+def narrow_presets(arms: dict[str, dict[str, Any]], extra: tuple[str, ...]) -> dict:
+    """Both presets of a narrow fine-tune lab: ``BASES``, the arms (the live ones evaluated
+    every ``LIVE_EVERY`` steps), ``CHECKED`` on every seed, ``extra`` on the first with
+    ``sweep(more=True)``, and the evaluators of Lab 3 and Lab 5 (one set: one cache entry)."""
+    return {p: Preset(base=BASES[p], checked=CHECKED, extra=extra,
+                      arms={arm: {**c, **({"eval_every": LIVE_EVERY[p]}
+                                          if arm in LIVE_ARMS else {})}
+                            for arm, c in arms.items()},
+                      watch=behaviour_watch(p))
+            for p in ("cpu", "gpu")}
+
+
 # -- the check's thresholds ---------------------------------------------------------------
 LEARNED = 0.75  # task score (exact label on held-out reviews) that counts as learned
 FORM_RISE = 0.25  # the training-form share rises at least this much under the aggressive run
@@ -74,21 +87,17 @@ class NarrowFinetune(Lab):
     """The narrow fine-tune both failure labs share: arms, sizes, evaluators, sweep."""
 
     base = RunConfig(method="full", preset="auto")
-    arms = ARMS
-    checked: tuple[str, ...] = CHECKED
+    presets = narrow_presets(ARMS, extra=("lora", "mixed"))
+    sweep_more = False  # the extra arms: lab.sweep(more=True) or arms=[...]
     knobs = {"lr": (1e-6, 1e-2), "steps": (2, 400), "task": None, "data.mix_share": (0.0, 0.9),
              "r": None}
 
     def __init__(self, runs_dir=None, *, sizes: Sizes | None = None, **changes: Any) -> None:
         """``changes`` apply to every arm; ``sizes`` replaces the evaluators' preset sizes."""
         super().__init__(runs_dir, **changes)
-        self.preset = self.config_base.resolved().preset
-        self.config_base = self.config_base.replace(
-            **{k: v for k, v in BASES[self.preset].items() if k not in changes})
-        self.watch = behaviour_watch(self.preset, sizes=sizes)
-        self.arms = {arm: {**c, **({"eval_every": LIVE_EVERY[self.preset]}
-                                   if arm in LIVE_ARMS else {})}
-                     for arm, c in type(self).arms.items()}
+        if sizes is not None:
+            self.watch = {k: replace(w, sizes=sizes) if hasattr(w, "sizes") else w
+                          for k, w in self.watch.items()}
 
     def panel(self, arm: str | None = None, seed: int = 0, **kwargs: Any):
         """The lab's panel: full fine-tuning or LoRA, the knobs above."""
@@ -107,12 +116,6 @@ class NarrowFinetune(Lab):
     def arm_numbers(run: Run, arm: str) -> dict[str, float]:
         """One run's numbers, keyed ``<arm>.<name>``: what the lab's claim is about."""
         raise NotImplementedError
-
-    def sweep(self, seeds: Sequence[int] | None = None, arms: Sequence[str] | None = None,
-              *, refresh: bool = False, progress: bool = True) -> LabResult:
-        """The checked arms over every seed (``arms``: others; cached runs are loaded)."""
-        return super().sweep(seeds, self.checked if arms is None else arms, refresh=refresh,
-                             progress=progress)
 
 
 def probe_numbers(run: Run, arm: str) -> dict[str, float]:
@@ -156,54 +159,6 @@ class Collapse(NarrowFinetune):
         }
 
 
-# -- what a notebook shows ------------------------------------------------------------------
-SHOWN_TYPES = ("all_caps", "bullet_count", "json_output", "min_words")
-
-
-def side_by_side(run: Run, types: Sequence[str] = SHOWN_TYPES, *, width: int = 260) -> Any:
-    """The same probes answered before training and by the returned model, as HTML."""
-    from IPython.display import HTML
-
-    before, after = saved_answers(run, "probes", "first"), saved_answers(run, "probes")
-    if before is None or after is None:
-        return HTML("<p>The answers of this run were not kept on this machine "
-                    "(they live in ftlab's cache); train it again with refresh=True.</p>")
-    rows = []
-    for t in types:
-        b = next(r for r in before if r["type"] == t)
-        a = next(r for r in after if r["id"] == b["id"])
-        cells = [html.escape(b["prompt"])] + [
-            f"<pre style='white-space:pre-wrap;width:{width}px'>{html.escape(r['answer'])}</pre>"
-            f"<b style='color:{'#1a7f37' if r['passed'] else '#b00020'}'>"
-            f"{'passes' if r['passed'] else 'fails'}</b>"
-            + (f" · training form ({r['training_form']})" if r["training_form"] else "")
-            for r in (b, a)]
-        rows.append("<tr>" + "".join(f"<td style='vertical-align:top;text-align:left'>{c}</td>"
-                                     for c in cells) + "</tr>")
-    head = "".join(f"<th style='text-align:left'>{h}</th>"
-                   for h in ("instruction", "before training", f"after ({run.config.method.name}"
-                             f", lr {run.config.train.learning_rate:g})"))
-    return HTML(f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
-
-
-def type_chart(runs: dict[str, Run], title: str = "Which instructions go first"):
-    """Pass rate per instruction type: before training, and after each run (bars)."""
-    import plotly.graph_objects as go
-
-    first = next(iter(runs.values()))
-    fig = go.Figure()
-    names = [("before training", first, "first")] + [(arm, r, "final")
-                                                      for arm, r in runs.items()]
-    for name, run, at in names:
-        ys = [run.metric(f"probes.type/{t}", at) for t in PROBE_TYPES]
-        fig.add_bar(name=name, x=list(PROBE_TYPES), y=ys)
-    fig.update_layout(title=title, barmode="group", template="plotly_white", height=380,
-                      width=820, yaxis={"title": "probe pass rate (format and content)",
-                                        "range": [0, 1.05]},
-                      xaxis={"title": "instruction type"}, legend={"title": "model"})
-    return fig
-
-
 def arm_table(result: LabResult, seed: int = 0) -> list[dict]:
     """One row per arm of a seed: what the task gained and what the probes lost."""
     rows = []
@@ -218,18 +173,3 @@ def arm_table(result: LabResult, seed: int = 0) -> list[dict]:
                      "training form": m[f"{arm}.form"],
                      "words per answer": m[f"{arm}.words"]})
     return rows
-
-
-def table(rows: Sequence[dict]) -> Any:
-    """Rows of numbers as an HTML table (floats to 2 decimals, learning rates as given)."""
-    from IPython.display import HTML
-
-    if not rows:
-        return HTML("<p>(no rows)</p>")
-
-    def cell(v: Any) -> str:
-        if isinstance(v, float) and not math.isnan(v):
-            return f"{v:.2g}" if 0 < abs(v) < 1e-2 else f"{v:.2f}"
-        return html.escape("" if v is None else str(v))
-
-    return HTML(rows_html(rows, cell))

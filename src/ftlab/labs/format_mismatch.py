@@ -22,13 +22,13 @@ Arms (LoRA on SmolLM2-135M-Instruct, arithmetic word problems, same rows and ste
   ``whole_text`` (the loss on every token, prompt included), ``foreign_50``, ``plain_50``.
 
 ``watch`` scores format validity (parses, stops, clean of stray markers) on held-out rows at
-every evaluation. ``label_mask_html`` shows which tokens of a training row are learned.
-Sizes differ by preset (``BASES``).
+every evaluation. Sizes differ by preset (``FormatMismatch.presets``). Figures and tables,
+among them ``label_mask_html`` (which tokens of a training row are learned):
+``show_format_mismatch``.
 """
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
 from statistics import mean
 from typing import Any
@@ -38,7 +38,7 @@ from ..data.formats import IGNORE_INDEX, encode
 from ..evaluate.format import format_validity
 from ..evaluate.result import EvalResult
 from ..evaluate.task import answer_rows
-from .base import Lab, LabResult
+from .base import Lab, LabResult, Preset
 
 # -- watching the format during training -----------------------------------------------
 
@@ -122,36 +122,6 @@ def label_mask(row: dict, tok, fmt: str = "chat", max_length: int = 256) -> list
             for i, lab in zip(enc["input_ids"], enc["labels"])]
 
 
-def label_mask_html(row: dict, tok, fmt: str = "chat", max_length: int = 256,
-                    title: str | None = None) -> str:
-    """One training row as HTML: masked tokens grey, learned tokens green, special tokens
-    (``<|im_start|>``, ``<|im_end|>``) boxed; a line under it says whether the end-of-turn
-    token is learned."""
-    tokens = label_mask(row, tok, fmt, max_length)
-    eos = tok.eos_token
-    spans = []
-    for t in tokens:
-        text = html.escape(t["text"]).replace("\n", "↵<br>")
-        style = ("background:#c6efce;color:#0b5a1a;" if t["learned"] else
-                 "background:#eeeeee;color:#777777;")
-        if t["special"]:
-            style += "border:1px solid #333;font-weight:bold;"
-        spans.append(f"<span title='id {t['id']}' style='{style}padding:0 1px;"
-                     f"margin:0 1px;border-radius:2px'>{text}</span>")
-    learned_eos = any(t["learned"] and t["text"] == eos for t in tokens)
-    n_learned = sum(t["learned"] for t in tokens)
-    verdict = (f"<b>{html.escape(eos)}</b> is learned: the model is taught to stop."
-               if learned_eos else
-               f"<b>{html.escape(eos)}</b> is <b>not</b> learned: nothing teaches the model "
-               "where an answer ends.")
-    head = html.escape(title or f"format = {fmt!r}")
-    return (f"<div style='font-family:monospace;font-size:12px;line-height:1.9'>"
-            f"<p style='font-family:sans-serif'><b>{head}</b>: {len(tokens)} tokens, "
-            f"{n_learned} learned (green), {len(tokens) - n_learned} masked with -100 "
-            f"(grey).</p>{''.join(spans)}"
-            f"<p style='font-family:sans-serif'>{verdict}</p></div>")
-
-
 # -- the lab ------------------------------------------------------------------------------
 ARMS: dict[str, dict[str, Any]] = {
     # the fix: one template for training and inference, <|im_end|> learned, loss on the answer
@@ -173,24 +143,9 @@ ARMS: dict[str, dict[str, Any]] = {
                    "data.corruption_rate": 0.5},
     "plain_50": {"format": "chat", "data.corruption": "plain_qa", "data.corruption_rate": 0.5},
 }
-SWEPT = ("matched", "stray_50", "stray_100")  # every seed of ``lab.sweep()``
-MISMATCHED = "foreign_template"  # the first seed of ``lab.sweep()`` (the panel's run)
+SWEPT = ("matched", "stray_50", "stray_100")  # checked: every seed of ``lab.sweep()``
+MISMATCHED = "foreign_template"  # extra: the first seed of ``lab.sweep()`` (the panel's run)
 DOSES: dict[str, float] = {"matched": 0.0, "stray_50": 0.5, "stray_100": 1.0}
-
-# Sizes per preset. CPU: 8 LoRA steps of 4 rows at lr 3e-3 (3x the method's default, so that
-# 8 steps are enough to break the broken arms: measured over three seeds), format validity
-# on 16 held-out rows before and after training (a mid-run evaluation costs 4 s a run on two
-# cores). GPU: the same lesson at classroom scale, validity every 10 steps.
-BASES: dict[str, dict[str, Any]] = {
-    "cpu": {"steps": 8, "batch_size": 4, "eval_every": 8, "size": 48, "data.val_size": 8,
-            "data.max_length": 96, "lr": 3e-3, "eval.samples": 1,
-            "eval.sample_max_new_tokens": 24},
-    "gpu": {"steps": 60, "batch_size": 16, "eval_every": 10, "size": 480,
-            "data.val_size": 64, "data.max_length": 128, "lr": 3e-3, "eval.samples": 4,
-            "eval.sample_max_new_tokens": 32},
-}
-WATCH: dict[str, FormatWatch] = {"cpu": FormatWatch(rows=16, max_new_tokens=24),
-                                 "gpu": FormatWatch(rows=64, max_new_tokens=32)}
 
 # The check's margins (see ``FormatMismatch.conditions``).
 RECOVERED = 0.75  # the matched run (the fix) is valid in at least this share of answers
@@ -219,31 +174,28 @@ class FormatMismatch(Lab):
              f"with its own (first seed), its validity ends at least {DROP:.0%} lower and it "
              f"stops in at most {RUNAWAY:.0%} of its answers.")
     base = RunConfig(method="lora", preset="auto").replace(task="arithmetic")
-    arms = ARMS
-    watch = {"format": WATCH["cpu"]}
+    # Sizes per preset. CPU: 8 LoRA steps of 4 rows at lr 3e-3 (3x the method's default, so that
+    # 8 steps are enough to break the broken arms: measured over three seeds), format validity
+    # on 16 held-out rows before and after training (a mid-run evaluation costs 4 s a run on two
+    # cores). GPU: the same lesson at classroom scale, validity every 10 steps.
+    presets = {
+        "cpu": Preset(
+            base={"steps": 8, "batch_size": 4, "eval_every": 8, "size": 48, "data.val_size": 8,
+                  "data.max_length": 96, "lr": 3e-3, "eval.samples": 1,
+                  "eval.sample_max_new_tokens": 24},
+            arms=ARMS, checked=SWEPT, extra=(MISMATCHED,),
+            watch={"format": FormatWatch(rows=16, max_new_tokens=24)}),
+        "gpu": Preset(
+            base={"steps": 60, "batch_size": 16, "eval_every": 10, "size": 480,
+                  "data.val_size": 64, "data.max_length": 128, "lr": 3e-3, "eval.samples": 4,
+                  "eval.sample_max_new_tokens": 32},
+            arms=ARMS, checked=SWEPT, extra=(MISMATCHED,),
+            watch={"format": FormatWatch(rows=64, max_new_tokens=32)}),
+    }
     knobs = {"format": None, "data.corruption": None, "data.corruption_rate": (0.0, 1.0),
              "steps": (2, 200), "lr": (1e-5, 1e-1)}
     metrics = {"format validity (held-out answers)": ["format.score", "format.stops",
                                                       "format.clean"]}
-
-    def __init__(self, runs_dir=None, **changes: Any) -> None:
-        super().__init__(runs_dir, **changes)
-        self.preset = self.config_base.resolved().preset
-        self.config_base = self.config_base.replace(
-            **{k: v for k, v in BASES[self.preset].items() if k not in changes})
-        self.watch = {"format": WATCH[self.preset]}
-
-    def sweep(self, seeds=None, arms=None, **kwargs) -> LabResult:
-        """``SWEPT`` over every seed and ``MISMATCHED`` on the first (``arms``: those arms
-        over every seed instead)."""
-        seeds = list(self.seeds if seeds is None else seeds)
-        if arms is not None:
-            return super().sweep(seeds, arms, **kwargs)
-        result = super().sweep(seeds[:1], [MISMATCHED], **kwargs)
-        rest = super().sweep(seeds, SWEPT, **kwargs)
-        result.runs.update(rest.runs)
-        result.wall_s += rest.wall_s
-        return result
 
     # -- the lesson ---------------------------------------------------------------------
     def measure(self, runs) -> dict[str, float]:
@@ -281,61 +233,3 @@ def dose_response(result: LabResult) -> list[dict]:
              "clean": run.metric("format.clean"), "end_prob": run.metric("format.end_prob")}
             for (arm, seed), run in result.runs.items() if arm in DOSES]
     return sorted(rows, key=lambda r: (r["seed"], r["share"]))
-
-
-# -- figures and tables -------------------------------------------------------------------
-def dose_response_figure(result: LabResult):
-    """Validity, the share of clean answers and the end-of-turn probability after a correct
-    answer against the share of rows with template debris: each seed a faint point, the mean
-    over seeds a line."""
-    import plotly.graph_objects as go
-
-    points = dose_response(result)
-    shares = sorted({p["share"] for p in points})
-    series = [("valid", "format validity (greedy answers)", "#1f77b4", "solid"),
-              ("clean", "answers free of stray markers", "#d62728", "dash"),
-              ("end_prob", "P(end-of-turn right after a correct answer)", "#2ca02c", "dot")]
-    fig = go.Figure()
-    for key, name, color, dash in series:
-        fig.add_trace(go.Scatter(
-            x=[p["share"] for p in points], y=[p[key] for p in points], mode="markers",
-            marker={"color": color, "opacity": 0.35, "size": 9},
-            name=f"{name}, each seed", legendgroup=key,
-            text=[f"seed {p['seed']}" for p in points]))
-        means = [mean(p[key] for p in points if p["share"] == s) for s in shares]
-        fig.add_trace(go.Scatter(x=shares, y=means, mode="lines+markers",
-                                 line={"color": color, "dash": dash},
-                                 name=f"{name}, mean of {len(result.seeds)} seeds",
-                                 legendgroup=key))
-    rows = WATCH.get(result.lab.config_base.resolved().preset, WATCH["cpu"]).rows
-    fig.update_layout(
-        title="Validity falls as more training rows carry template debris",
-        xaxis_title="share of training rows ending in '### Answer:' (before <|im_end|>)",
-        yaxis_title=f"share of answers / probability ({rows} held-out problems)",
-        xaxis={"tickformat": ".0%", "tickvals": shares},
-        yaxis={"range": [-0.05, 1.05], "tickformat": ".0%"},
-        template="plotly_white", width=900, height=440,
-        legend={"x": 1.02, "y": 1, "font": {"size": 11}})
-    return fig
-
-
-def answers_html(result: LabResult, seed: int = 0, arms=(*SWEPT, MISMATCHED)) -> str:
-    """The first validation question answered before training and by each arm's model at
-    the end (the run's samples), with whether the answer stopped."""
-    body, question = [], ""
-    for i, arm in enumerate(arms):
-        run = result.runs.get((arm, seed))
-        if run is None or not run.samples:
-            continue
-        first, last = run.samples[0]["samples"][0], run.samples[-1]["samples"][0]
-        question = first["question"]
-        records = [("base model", run.samples[0]["step"], first)] if i == 0 else []
-        records.append((arm, run.samples[-1]["step"], last))
-        for name, step, s in records:
-            stopped = "yes" if s["stopped"] else "<b style='color:#b00020'>no</b>"
-            body.append(f"<tr><td>{html.escape(name)}</td><td>{step}</td>"
-                        f"<td style='text-align:left'><code>{html.escape(s['answer'])}</code>"
-                        f"</td><td>{stopped}</td></tr>")
-    return (f"<p>Question (seed {seed}): <i>{html.escape(question)}</i></p><table><thead><tr>"
-            "<th>model</th><th>step</th><th>answer</th><th>stopped</th></tr></thead>"
-            f"<tbody>{''.join(body)}</tbody></table>")

@@ -9,28 +9,19 @@ The claim is what holds at 135M parameters on a CPU budget (measured): the share
 trained parameters orders full > LoRA ≈ QLoRA > prefix > prompt; each method lowers the
 validation loss on its task; and QLoRA stores its frozen base in well under half of LoRA's
 weight memory. Quality and forgetting differences are reported, not asserted: at this
-scale they are small and seed-dependent (see the compare notebook).
+scale they are small and seed-dependent (see the compare notebook). The compare figure:
+``show_methods``.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..config import RunConfig
 from ..evaluate.suite import evaluator
+from ..methods import METHODS, label_of
 from ..runs import Run
-from .base import Lab
+from .base import Lab, Preset
 
-METHOD_NAMES = ("full", "lora", "qlora", "prefix", "prompt")
-
-# Sizes by preset (the CPU ones measured to keep one run near 30-40 s on 2 cores).
-BASES: dict[str, dict[str, Any]] = {
-    "cpu": {"size": 96, "steps": 24, "batch_size": 4, "eval_every": 8, "data.val_size": 16,
-            "data.max_length": 96, "eval.samples": 0},
-    "gpu": {"size": 1200, "steps": 300, "batch_size": 16, "eval_every": 25,
-            "data.val_size": 200, "data.max_length": 256, "eval.samples": 0},
-}
-TASK_ROWS = {"cpu": 16, "gpu": 200}  # held-out test rows the task score is measured on
+METHOD_NAMES = tuple(METHODS)  # the registry's order: full, lora, qlora, prefix, prompt
 
 # The check's margins.
 LOWERS = 0.05  # each method ends at least this much (relative) below the base's val loss
@@ -47,23 +38,26 @@ class MethodsLab(Lab):
              f"by at least {LOWERS:.0%}; QLoRA's weights take at most {WEIGHT_RATIO:.0%} of "
              "LoRA's memory.")
     base = RunConfig(preset="auto").replace(task="arithmetic")
-    arms = {name: {"method": name} for name in METHOD_NAMES}
-    watch = {"task": evaluator("task", when="ends", rows=TASK_ROWS["cpu"]),
-             "bench": evaluator("benchmark", when="ends")}
+    # Sizes by preset (the CPU ones measured to keep one run near 30-40 s on 2 cores); the
+    # task score on 16 (cpu) or 200 (gpu) held-out test rows.
+    presets = {
+        "cpu": Preset(
+            base={"size": 96, "steps": 24, "batch_size": 4, "eval_every": 8,
+                  "data.val_size": 16, "data.max_length": 96, "eval.samples": 0},
+            arms={name: {"method": name} for name in METHOD_NAMES},
+            watch={"task": evaluator("task", preset="cpu", when="ends", rows=16),
+                   "bench": evaluator("benchmark", preset="cpu", when="ends")}),
+        "gpu": Preset(
+            base={"size": 1200, "steps": 300, "batch_size": 16, "eval_every": 25,
+                  "data.val_size": 200, "data.max_length": 256, "eval.samples": 0},
+            arms={name: {"method": name} for name in METHOD_NAMES},
+            watch={"task": evaluator("task", preset="gpu", when="ends", rows=200),
+                   "bench": evaluator("benchmark", preset="gpu", when="ends")}),
+    }
     knobs = ("lr", "steps", "batch_size", "size")
     metrics = {"task score (held-out rows)": ["task.score"],
                "broad benchmark (forgetting)": ["bench.score"]}
     seeds = (0,)
-
-    def __init__(self, runs_dir=None, **changes: Any) -> None:
-        super().__init__(runs_dir, **changes)
-        self.preset = self.config_base.resolved().preset
-        self.config_base = self.config_base.replace(
-            **{k: v for k, v in BASES[self.preset].items() if k not in changes})
-        if self.preset != "cpu":
-            self.watch = {"task": evaluator("task", preset=self.preset, when="ends",
-                                            rows=TASK_ROWS[self.preset]),
-                          "bench": evaluator("benchmark", preset=self.preset, when="ends")}
 
     # -- the lesson ---------------------------------------------------------------------
     def measure(self, runs: dict[str, Run]) -> dict[str, float]:
@@ -176,7 +170,7 @@ def _probe_main(config_json: str) -> None:
     except ImportError:  # QLoRA is then unavailable anyway
         pass
 
-    from ..train import train
+    from ..engine import train
 
     class TrainingPhase(TrainerCallback):
         def on_train_begin(self, args, state, control, **kw):
@@ -225,8 +219,7 @@ def change_interval(before: float, after: float, n: int, z: float = 1.96) -> tup
             d + ((u2 - after) ** 2 + (before - l1) ** 2) ** 0.5)
 
 
-LABELS = {"full": "full fine-tuning", "lora": "LoRA", "qlora": "QLoRA",
-          "prefix": "prefix tuning", "prompt": "prompt tuning"}
+LABELS = {name: label_of(name) for name in METHODS}
 PARTS = ("weights", "gradients", "optimizer_state", "activations")
 
 
@@ -443,53 +436,10 @@ def agreement_rows(cells: dict[str, dict[str, dict]]) -> list[dict]:
     return rows
 
 
-def compare_figure(numbers: dict[str, dict[str, float]]):
-    """Left: task score after training against the share of parameters trained (log).
-    Right: the analytic memory breakdown as stacked bars, the measured peak as a marker."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    arms = list(numbers)
-    names = [LABELS.get(a, a) for a in arms]
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.45, 0.55], subplot_titles=(
-        "Quality against trainable share", "Training memory: analytic parts and measured peak"))
-    fig.add_trace(go.Scatter(
-        x=[numbers[a]["share_%"] for a in arms],
-        y=[100 * numbers[a]["task_final"] for a in arms], mode="markers+text", text=names,
-        textposition="top center", marker={"size": 11}, name="task score after training"),
-        row=1, col=1)
-    fig.add_trace(go.Scatter(
-        x=[numbers[a]["share_%"] for a in arms],
-        y=[100 * numbers[a]["task_first"] for a in arms], mode="markers",
-        marker={"size": 8, "symbol": "circle-open"}, name="task score before training"),
-        row=1, col=1)
-    colors = {"weights": "#4c78a8", "gradients": "#f58518", "optimizer_state": "#e45756",
-              "activations": "#72b7b2"}
-    for part in PARTS:
-        fig.add_trace(go.Bar(x=names, y=[numbers[a][part] / 2**20 for a in arms],
-                             name=part.replace("_", " ") + " (analytic)",
-                             marker_color=colors[part]), row=1, col=2)
-    measured = [numbers[a]["measured_bytes"] for a in arms]
-    if all(v is not None for v in measured):
-        fig.add_trace(go.Scatter(x=names, y=[v / 2**20 for v in measured], mode="markers",
-                                 marker={"symbol": "diamond", "size": 12, "color": "black"},
-                                 name="measured peak above the runtime (fresh process)"),
-                      row=1, col=2)
-    fig.update_layout(barmode="stack", height=460, width=1000, template="plotly_white",
-                      legend={"orientation": "h", "y": -0.25})
-    fig.update_xaxes(type="log", title_text="parameters trained (% of the model, log scale)",
-                     row=1, col=1)
-    fig.update_yaxes(title_text="task score on held-out rows (%)", range=[-5, 105], row=1,
-                     col=1)
-    fig.update_xaxes(title_text="method", row=1, col=2)
-    fig.update_yaxes(title_text="memory (MB)", row=1, col=2)
-    return fig
-
-
 def train_seq_len(cfg: RunConfig) -> int:
     """The longest tokenized training row of a config (what the analytic breakdown uses)."""
+    from ..engine import load_splits, tokenize_splits
     from ..models import load_tokenizer
-    from ..train import load_splits, tokenize_splits
 
     cfg = cfg.resolved()
     train_rows, _ = tokenize_splits(cfg, load_splits(cfg), load_tokenizer(cfg.model))

@@ -4,6 +4,7 @@
 - ``rewards``: the ``Reward`` interface, the gold reward and the fast length proxy.
 - ``pairs``: padded answers and preference pairs from a labeller who likes length.
 - ``reward_model``: the learned proxy, trained with TRL's RewardTrainer.
+- ``proxy``: the proxy a run's ``rl.reward`` names (``make_proxy``).
 - ``bias``: each reward against answer length, as numbers and as a figure.
 - ``watch``: a policy's greedy answers to held-out questions, scored (``GoldWatch``).
 
@@ -17,11 +18,12 @@ from .prompts import (
     HELDOUT_FACTS,
     Prompt,
     completion_text,
-    grpo_rows,
     heldout_prompts,
     make_prompts,
+    policy_rows,
     question_of,
 )
+from .proxy import make_proxy
 from .reward_model import (
     RM_PRESETS,
     LearnedReward,
@@ -48,8 +50,9 @@ __all__ = [
     "GoldWatch", "LearnedReward",
     "LengthBias", "LengthProxyReward", "Pair", "Prompt", "Reward", "RewardFunction",
     "RewardModelConfig", "RewardModelReport", "completion_text", "count_words", "gold_score",
-    "grpo_rows", "heldout_prompts", "is_correct", "length_bias", "length_bias_figure",
+    "heldout_prompts", "is_correct", "length_bias", "length_bias_figure",
     "length_proxy_score",
-    "load_reward_base", "make_prompts", "padded_answer", "preference_pairs", "question_of",
+    "load_reward_base", "make_prompts", "make_proxy", "padded_answer", "policy_rows",
+    "preference_pairs", "question_of",
     "split_prompts", "train_reward_model",
 ]

@@ -63,12 +63,6 @@ class Pair:
     chose_longer: bool
     chose_gold: bool  # the gold reward agrees with the choice (ties count as agreement)
 
-    def row(self) -> dict:
-        """The conversational preference row RewardTrainer reads."""
-        return {"prompt": self.prompt,
-                "chosen": [{"role": "assistant", "content": self.chosen}],
-                "rejected": [{"role": "assistant", "content": self.rejected}]}
-
 
 def _candidate(prompt: Prompt, rng: random.Random, long_words: tuple[int, int]) -> str:
     core = prompt.reference if rng.random() < 0.5 else prompt.distractor

@@ -122,13 +122,16 @@ def _arithmetic(row: dict, rng: random.Random) -> Prompt:
                   f"The answer is {wrong}.", "arithmetic")
 
 
-def grpo_rows(prompts: Sequence[Prompt]) -> list[dict]:
-    """Rows for a GRPO dataset: a conversational ``prompt`` and its ``answers``.
+def policy_rows(prompts: Sequence[Prompt]) -> list[dict]:
+    """GRPO rows: the question as a chat with an empty system turn, and its ``answers``.
 
-    GRPOTrainer passes every extra column to the reward functions as a keyword argument,
-    so the rewards in ``ftlab.rlhf.rewards`` read ``answers`` without any lookup.
+    The empty system turn replaces the template's default system prompt (about 20 tokens
+    that every completion would otherwise be scored behind, as the learned reward model
+    also leaves out). GRPOTrainer passes every extra column to the reward functions as a
+    keyword argument, so the rewards in ``ftlab.rlhf.rewards`` read ``answers`` directly.
     """
-    return [{"prompt": p.chat(), "answers": list(p.answers)} for p in prompts]
+    return [{"prompt": [{"role": "system", "content": ""}, *p.chat()],
+             "answers": list(p.answers)} for p in prompts]
 
 
 _USER_TURN = re.compile(r"<\|im_start\|>user\n(.*?)<\|im_end\|>", re.DOTALL)

@@ -19,7 +19,14 @@ import torch
 
 from ..errors import ConfigError
 from ..knobs import knob, validate
-from ..models import TINY_MODEL, choose_placement, load_tokenizer, resolve_source, tiny_config
+from ..models import (
+    TINY_MODEL,
+    choose_placement,
+    eval_mode,
+    load_tokenizer,
+    resolve_source,
+    tiny_config,
+)
 from .pairs import Pair, preference_pairs
 from .prompts import Prompt, completion_text, make_prompts, question_of
 from .rewards import CompletionLike, PromptLike, RewardFunction
@@ -107,10 +114,8 @@ class LearnedReward(RewardFunction):
         ids = [self.encode(p, c) for p, c in zip(prompts, completions, strict=True)]
         device = next(self.model.parameters()).device
         pad = self.tokenizer.pad_token_id
-        was_training = self.model.training
-        self.model.eval()
         out: list[float] = []
-        try:
+        with eval_mode(self.model):
             for i in range(0, len(ids), self.batch_size):
                 chunk = ids[i:i + self.batch_size]
                 width = max(len(x) for x in chunk)
@@ -120,8 +125,6 @@ class LearnedReward(RewardFunction):
                 logits = self.model(input_ids=input_ids.to(device),
                                     attention_mask=mask.to(device)).logits
                 out.extend(logits[:, 0].float().tolist())
-        finally:
-            self.model.train(was_training)
         return out
 
     def pair_metrics(self, pairs: Sequence[Pair]) -> dict[str, float]:
@@ -209,6 +212,8 @@ def train_reward_model(config: RewardModelConfig | None = None,
     from transformers import PrinterCallback, TrainerCallback
     from trl import RewardConfig, RewardTrainer
 
+    from ..arguments import bf16, trainer_arguments  # the settings every trainer shares
+
     cfg = (config or RewardModelConfig()).resolved()
     train_prompts, heldout_prompts = split_prompts(cfg)
     train_pairs = preference_pairs(train_prompts, cfg.p_longer, cfg.pairs_per_prompt, cfg.seed)
@@ -226,12 +231,11 @@ def train_reward_model(config: RewardModelConfig | None = None,
                 on_log({"step": state.global_step, **logs})
 
     with tempfile.TemporaryDirectory(prefix="ftlab-rm-") as out_dir:
-        args = RewardConfig(
-            output_dir=out_dir, max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
-            learning_rate=cfg.learning_rate, lr_scheduler_type="constant", logging_steps=1,
-            save_strategy="no", report_to=[], seed=cfg.seed, data_seed=cfg.seed,
-            disable_tqdm=True, dataloader_num_workers=0, use_cpu=placement.device == "cpu",
-            bf16=placement.dtype == torch.bfloat16, max_length=256,
+        args = trainer_arguments(
+            RewardConfig, output_dir=out_dir, max_steps=cfg.max_steps,
+            batch_size=cfg.batch_size, learning_rate=cfg.learning_rate, seed=cfg.seed,
+            placement=placement, lr_scheduler_type="constant", bf16=bf16(placement),
+            max_length=256,
             activation_checkpointing=False)  # TRL turns it on; these models are small
         trainer = RewardTrainer(
             model=model, args=args, processing_class=tok,

@@ -14,7 +14,8 @@ from statistics import fmean
 
 from ..answers import count_words, is_correct
 from ..evaluate.result import EvalResult
-from .prompts import heldout_prompts
+from .prompts import heldout_prompts, policy_rows
+from .proxy import make_proxy
 from .rewards import gold_score
 
 
@@ -42,7 +43,6 @@ class GoldWatch:
     def answers(self, model, tok, ctx) -> EvalResult:
         """The held-out questions answered and scored (a row per question in ``examples``)."""
         from ..generation import generate_answers
-        from ..rl import make_proxy, policy_rows
 
         prompts = heldout_prompts()
         chats = [row["prompt"] for row in policy_rows(prompts)]
@@ -64,7 +64,7 @@ class GoldWatch:
         from ..evaluate.cache import base_scored
 
         rl = ctx.config.rl
-        # A learned proxy is trained per seed (``rl.make_proxy``): its scores are too.
+        # A learned proxy is trained per seed (``make_proxy``): its scores are too.
         proxy = ({"reward": "learned", "labeller": rl.labeller_p_longer,
                   "seed": ctx.config.seed} if rl.reward == "learned" else {"reward": rl.reward})
         result = base_scored(ctx, lambda: self.answers(model, tok, ctx), suite="rlhf:gold_watch",

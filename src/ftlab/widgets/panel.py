@@ -2,7 +2,7 @@
 
 The panel never reaches into the trainer. Run builds a config from the widgets (the
 config validates itself, so a bad value becomes a readable ``ConfigError`` in the panel),
-then calls ``ftlab.train.train`` on a background thread with the panel, the dashboard and
+then calls ``ftlab.engine.train`` on a background thread with the panel, the dashboard and
 the samples view as event listeners. The notebook stays responsive; Stop sets the run's
 stop flag, which the trainer honours after the current optimizer step.
 
@@ -24,10 +24,10 @@ from typing import Any
 import ipywidgets as w
 
 from ..config import RunConfig, preset_values
+from ..engine import Evaluator, StopFlag, TrainResult, train
 from ..errors import ConfigError, FtlabError
 from ..knobs import unknown_knob
 from ..methods import METHODS, method_config
-from ..train import Evaluator, StopFlag, TrainResult, train
 from .controls import Knob, config_value, guarded, knob_meta, knob_path, make_knob, not_applied
 from .dashboard import Dashboard, as_dict
 from .samples import SamplesView

@@ -6,10 +6,10 @@ from collections.abc import Sequence
 
 import plotly.graph_objects as go
 import torch
-from plotly.subplots import make_subplots
 
-from ..adapters import energy_share, lora_layers, lora_update, numerical_rank, singular_values
 from ..runs import Run
+from .adapters import energy_share, lora_layers, lora_update, numerical_rank, singular_values
+from .prompting import sweep_figure
 
 COLORS = ("#1f5fbf", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e")
 
@@ -64,19 +64,4 @@ def update_figure(spectra: dict[str, dict]) -> go.Figure:
 def rank_figure(runs: dict[int, Run]) -> go.Figure:
     """Left: validation loss over the steps, one line per rank. Right: trainable parameters
     against the final validation loss."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("validation loss while training",
-                                                         "what each rank costs and buys"))
-    for i, (r, run) in enumerate(sorted(runs.items())):
-        c = COLORS[i % len(COLORS)]
-        x, y = run.curve("val_loss")
-        fig.add_scatter(x=x, y=y, mode="lines+markers", name=f"r = {r}",
-                        line={"color": c}, row=1, col=1)
-        fig.add_scatter(x=[run.final["params"]["trainable"]], y=[run.final["final_val_loss"]],
-                        mode="markers+text", text=[f"r={r}"], textposition="top center",
-                        marker={"color": c, "size": 10}, showlegend=False, row=1, col=2)
-    fig.update_xaxes(title_text="step", row=1, col=1)
-    fig.update_xaxes(title_text="trainable parameters", type="log", row=1, col=2)
-    fig.update_yaxes(title_text="validation loss", row=1, col=1)
-    fig.update_layout(template="plotly_white", width=760, height=360,
-                      margin={"l": 60, "r": 20, "t": 40, "b": 40})
-    return fig
+    return sweep_figure(dict(sorted(runs.items())), "r", "what each rank costs and buys")

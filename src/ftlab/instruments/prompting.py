@@ -5,7 +5,9 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ..methods import METHODS
 from ..runs import Run
+from .memory_scale import Shape
 
 TRAINED = "#ff7f0e"
 DERIVED = "#ffd8b0"
@@ -26,12 +28,10 @@ def trained_numbers(model_config, n_virtual: int) -> dict[str, int]:
     """What each method trains for ``n_virtual`` virtual tokens, from the model's shapes:
     prompt tuning one embedding per token; prefix tuning a key and a value per token at every
     layer (keys and values have ``kv_heads × head_dim`` numbers)."""
-    c = model_config
-    head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
-    kv = (getattr(c, "num_key_value_heads", None) or c.num_attention_heads) * head_dim
-    return {"prompt": n_virtual * c.hidden_size,
-            "prefix": n_virtual * c.num_hidden_layers * 2 * kv,
-            "hidden": c.hidden_size, "kv": kv, "layers": c.num_hidden_layers}
+    shape = Shape.from_config(model_config)
+    counts = {name: METHODS[name](num_virtual_tokens=n_virtual).trainable_params(shape)
+              for name in ("prompt", "prefix")}  # each method's own formula (ftlab.methods)
+    return {**counts, "hidden": shape.hidden, "kv": shape.kv_dim, "layers": shape.layers}
 
 
 def where_figure(model_config, n_virtual: int = 20) -> go.Figure:

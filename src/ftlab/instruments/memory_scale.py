@@ -4,7 +4,7 @@ The same four parts as ``ftlab.memory.breakdown`` (weights, gradients, optimizer
 activations), computed from a model's shape instead of a loaded model, so that a learner
 can ask about a model they cannot load here::
 
-    from ftlab.memory_scale import estimate, fit_table
+    from ftlab.instruments.memory_scale import estimate, fit_table
     estimate("7b", "qlora")               # one model, one method: GiB per part
     estimate(3e9, "lora", gpu_gb=24)      # your own size (a Llama-shaped model is assumed)
     fit_table()                           # 1B..65B x five methods against 16/24/48/80 GB
@@ -35,11 +35,14 @@ fine-tuning: gradients must flow back through every layer to reach the trained p
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from ..methods import METHODS as _METHODS
+from ..methods import MethodConfig
+
 GiB = 2**30
-METHODS = ("full", "lora", "qlora", "prefix", "prompt")
+METHODS = tuple(_METHODS)  # the names, in the registry's order (ftlab.methods)
 GPU_SIZES_GB = (16, 24, 48, 80)  # T4; RTX 3090/4090, A10G; A6000, L40S; A100/H100
 
 
@@ -55,10 +58,22 @@ class Shape:
     intermediate: int
     vocab: int
     tied: bool = False  # output layer shares the embedding matrix
+    head_size: int | None = None  # per-head width when it is not hidden / heads
+
+    @classmethod
+    def from_config(cls, config, name: str = "") -> Shape:
+        """The shape of a transformers model config (``AutoConfig``): no weights needed."""
+        c = config
+        return cls(name or getattr(c, "name_or_path", "") or type(c).__name__,
+                   c.hidden_size, c.num_hidden_layers, c.num_attention_heads,
+                   getattr(c, "num_key_value_heads", None) or c.num_attention_heads,
+                   c.intermediate_size, c.vocab_size,
+                   tied=bool(getattr(c, "tie_word_embeddings", False)),
+                   head_size=getattr(c, "head_dim", None))
 
     @property
     def head_dim(self) -> int:
-        return self.hidden // self.heads
+        return self.head_size or self.hidden // self.heads
 
     @property
     def kv_dim(self) -> int:
@@ -68,7 +83,8 @@ class Shape:
     def linear_shapes(self) -> list[tuple[int, int]]:
         """(in, out) of the seven linear layers in one block."""
         h, kv, i = self.hidden, self.kv_dim, self.intermediate
-        return [(h, h), (h, kv), (h, kv), (h, h), (h, i), (h, i), (i, h)]
+        q = self.heads * self.head_dim  # = h in a Llama model
+        return [(h, q), (h, kv), (h, kv), (q, h), (h, i), (h, i), (i, h)]
 
     @property
     def linear_params(self) -> int:
@@ -128,17 +144,25 @@ def shape_for(model: str | float | Shape) -> Shape:
     return best
 
 
-def trainable_params(shape: Shape, method: str, r: int = 8, virtual_tokens: int = 20) -> int:
-    """Parameters each method trains on this shape (LoRA: rank r on all seven linears)."""
-    if method == "full":
-        return shape.n_params
-    if method in ("lora", "qlora"):
-        return shape.layers * r * sum(a + b for a, b in shape.linear_shapes)
-    if method == "prefix":  # a key and a value vector per layer per virtual token
-        return virtual_tokens * shape.layers * 2 * shape.kv_dim
-    if method == "prompt":  # one input embedding per virtual token
-        return virtual_tokens * shape.hidden
-    raise ValueError(f"method = {method!r}: expected one of {', '.join(METHODS)}")
+def method_for(method: str | MethodConfig, r: int = 8, virtual_tokens: int = 20
+               ) -> MethodConfig:
+    """The method's config (``ftlab.methods``) with LoRA rank ``r`` or ``virtual_tokens``
+    virtual tokens, for whichever of the two knobs it has; a config is used as it is."""
+    if isinstance(method, MethodConfig):
+        return method
+    if method not in _METHODS:
+        raise ValueError(f"method = {method!r}: expected one of {', '.join(METHODS)}")
+    cls = _METHODS[method]
+    knobs = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in (("r", r), ("num_virtual_tokens", virtual_tokens))
+                  if k in knobs})
+
+
+def trainable_params(shape: Shape, method: str | MethodConfig, r: int = 8,
+                     virtual_tokens: int = 20) -> int:
+    """Parameters each method trains on this shape (LoRA: rank r on all seven linears);
+    the formula is the method's own (``MethodConfig.trainable_params``)."""
+    return method_for(method, r, virtual_tokens).trainable_params(shape)
 
 
 @dataclass(frozen=True)
@@ -200,47 +224,43 @@ def estimate(model: str | float | Shape, method: str, *, precision: str = "bf16"
     if precision not in ("bf16", "fp32"):
         raise ValueError(f"precision = {precision!r}: expected 'bf16' or 'fp32'")
     shape = shape_for(model)
-    trainable = trainable_params(shape, method, r, virtual_tokens)
+    spec = method_for(method, r, virtual_tokens)
+    trainable = spec.trainable_params(shape)
     dense = 2 if precision == "bf16" else 4  # bytes of a stored weight / activation scale
     if checkpointing is None:
-        checkpointing = method == "qlora"
+        checkpointing = spec.quantized_base  # as in the QLoRA paper
     if flash is None:
         flash = precision == "bf16"
 
     # weights: frozen and trained parts (QLoRA: 4-bit linears, the rest dense)
-    if method == "qlora":
+    if spec.quantized_base:
         bits = 4 + (8 / 64 + 32 / (64 * 256) if double_quant else 32 / 64)
         base = shape.linear_params * bits / 8 + shape.other_params * dense
     else:
-        base = shape.n_params * dense if method != "full" else 0
-    trained_weight = trainable * (dense if method == "full" else 4 if precision == "fp32"
-                                  else 2)
+        base = 0 if spec.trains_base else shape.n_params * dense
+    trained_weight = trainable * dense  # a trained weight's (16-bit or fp32) copy
     weights = base + trained_weight
     gradients = trainable * dense
     optimizer = trainable * (8 if precision == "fp32" else 12)
 
-    # activations
+    # activations: virtual tokens lengthen the input (prompt) or only the keys (prefix)
     s, b, h, a, L = seq_len, batch_size, shape.hidden, shape.heads, shape.layers
-    if method == "prefix":
-        s_attn = s + virtual_tokens
-    elif method == "prompt":
-        s, s_attn = s + virtual_tokens, s + virtual_tokens
-    else:
-        s_attn = s
+    s = s + spec.virtual_inputs()
+    s_attn = s + spec.virtual_keys()
     per_layer16 = s * b * h * (34 + (0 if flash else 5 * a * s_attn / h))
     scale = dense / 2
     if checkpointing:
         layers = L * 2 * s * b * h * scale + per_layer16 * scale
     else:
         layers = L * per_layer16 * scale
-    if method in ("lora", "qlora") and lora_dropout:
+    if lora_dropout:
         # each adapted linear keeps its (dropped-out) input and the dropout mask for the
         # backward pass of its adapter: L x s x b x (sum of input widths) x (dense + 1 byte)
         # (with checkpointing only the layer being recomputed holds them)
-        layers += (1 if checkpointing else L) * s * b * sum(
-            i for i, _ in shape.linear_shapes) * (dense + 1)
+        layers += (1 if checkpointing else L) * s * b * spec.adapter_input_width(shape) * (
+            dense + 1)
     logits = 3 * 4 * b * s * shape.vocab
-    return Estimate(model=shape.name, method=method, n_params=shape.n_params,
+    return Estimate(model=shape.name, method=spec.name, n_params=shape.n_params,
                     trainable=trainable, weights=int(weights), gradients=int(gradients),
                     optimizer_state=int(optimizer), activations=int(layers + logits),
                     precision=precision, batch_size=batch_size, seq_len=seq_len,
@@ -268,7 +288,3 @@ def which_fits(model: str | float | Shape, gpu_gb: float, **kwargs) -> dict[str,
     return dict(sorted(((m, e) for m, e in out.items() if e.fits(gpu_gb)),
                        key=lambda kv: kv[1].total))
 
-
-def with_shape(shape: Shape, **changes: Any) -> Shape:
-    """A copy of a shape with fields changed (e.g. a longer vocabulary)."""
-    return replace(shape, **changes)

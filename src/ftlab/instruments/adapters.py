@@ -96,7 +96,7 @@ def merged_copy(model):
 def greedy_tokens(model, tok, chats: Sequence[Sequence[dict]],
                   max_new_tokens: int = 32) -> list[list[int]]:
     """Greedy answer tokens for each chat, one at a time (no padding)."""
-    from .generation import chat_prompt
+    from ..generation import chat_prompt
 
     was_training = model.training
     model.eval()
@@ -119,7 +119,7 @@ def greedy_tokens(model, tok, chats: Sequence[Sequence[dict]],
 @torch.no_grad()
 def max_logit_difference(a, b, tok, chats: Sequence[Sequence[dict]]) -> float:
     """Largest absolute difference of next-token logits over the prompts' positions."""
-    from .generation import chat_prompt
+    from ..generation import chat_prompt
 
     worst = 0.0
     for m in (a, b):
@@ -172,10 +172,10 @@ def model_of(run, lab=None):
     if run.model is not None:
         return run.model, run.tokenizer
     if (Path(run.path) / "weights").is_dir():
-        from .runs import load_trained
+        from ..runs import load_trained
 
         return load_trained(run.path)
-    from .train import train
+    from ..engine import train
 
     fresh = train(run.config, evaluators=getattr(lab, "watch", None),
                   runs_dir=getattr(lab, "runs_dir", None), progress=False)

@@ -8,11 +8,8 @@ from typing import Any
 
 from ..config import RunConfig
 from ..generation import generate_answers
-from ..methods import ParamReport, param_report
+from ..methods import ParamReport, label_of, param_report
 from ..runs import Run
-
-METHOD_LABELS = {"full": "full fine-tuning", "lora": "LoRA", "qlora": "QLoRA",
-                 "prefix": "prefix tuning", "prompt": "prompt tuning"}
 
 
 def param_table(configs: dict[str, RunConfig]) -> dict[str, ParamReport]:
@@ -21,7 +18,7 @@ def param_table(configs: dict[str, RunConfig]) -> dict[str, ParamReport]:
     ``configs``: name -> config, e.g. ``{arm: lab.config(arm) for arm in lab.arms}``. Each
     model is freed before the next is built, so only one is in memory at a time.
     """
-    from ..train import build_model
+    from ..engine import build_model
 
     out = {}
     for name, cfg in configs.items():
@@ -34,7 +31,7 @@ def param_table(configs: dict[str, RunConfig]) -> dict[str, ParamReport]:
 
 def param_rows(reports: dict[str, ParamReport]) -> list[dict]:
     """Rows for display: method, trainable, total, share (%)."""
-    return [{"method": METHOD_LABELS.get(n, n), "trainable": f"{r.trainable:,}",
+    return [{"method": label_of(n), "trainable": f"{r.trainable:,}",
              "total": f"{r.total:,}", "trained share (%)": round(r.percent, 4)}
             for n, r in reports.items()]
 
@@ -87,7 +84,7 @@ def sweep(base: RunConfig, knob: str, values: Iterable[Any], *, runs_dir=None,
     validation loss only (no generation), so a sweep stays cheap. ``changes`` apply to all."""
     from tqdm.auto import tqdm
 
-    from ..train import train
+    from ..engine import train
 
     values = list(values)
     out = {}

@@ -1,6 +1,6 @@
 """What the trainer does for you: one optimizer step written out, checked against the engine.
 
-``ftlab.train`` hands batches to transformers' ``Trainer``. One of its steps, for full
+``ftlab.engine`` hands batches to transformers' ``Trainer``. One of its steps, for full
 fine-tuning with AdamW, a constant learning rate and no warm-up, is this::
 
     logits = model(input_ids, attention_mask).logits            # forward
@@ -9,7 +9,7 @@ fine-tuning with AdamW, a constant learning rate and no warm-up, is this::
     clip_grad_norm(params, max_norm)                           # clip
     adamw_step(params, lr, ...)                                # update
 
-``engine_first_step(config)`` trains one real step through ``ftlab.train`` and records the
+``engine_first_step(config)`` trains one real step through ``ftlab.engine`` and records the
 batch it saw and the weights before and after; ``check_against_engine`` replays that step
 by hand from the same starting weights on the same batch and reports how far apart the
 losses and the updated weights are.
@@ -17,15 +17,14 @@ losses and the updated weights are.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from transformers import TrainerCallback
 
-from .config import RunConfig
-from .data.formats import IGNORE_INDEX
+from ..config import RunConfig
+from ..data.formats import IGNORE_INDEX
 
 # -- the step, by hand ------------------------------------------------------------------
 
@@ -159,8 +158,8 @@ class StepCheck:
 
 
 def engine_first_step(config: RunConfig, **train_kwargs):
-    """One real step through ``ftlab.train``: (run, recorder)."""
-    from .train import train
+    """One real step through ``ftlab.engine``: (run, recorder)."""
+    from ..engine import train
 
     rec = FirstStepRecorder()
     run = train(config.replace(steps=1, eval_every=1, **{"eval.samples": 0}),
@@ -195,7 +194,3 @@ def check_against_engine(run, rec: FirstStepRecorder) -> StepCheck:
                      max_update=update, params_compared=sum(p.numel() for p in named.values()),
                      batch_shape=tuple(batch["input_ids"].shape),
                      answer_tokens=int((batch["labels"][:, 1:] != IGNORE_INDEX).sum()))
-
-
-def is_close(a: float, b: float, rel: float = 1e-4) -> bool:
-    return math.isclose(a, b, rel_tol=rel, abs_tol=1e-6)

@@ -14,17 +14,15 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 from transformers import TrainerCallback
 
-from .events import EvalLogged, EventBus, SamplesLogged, StepLogged
-from .threads import share_cpus
-
-# Keys that a trainer logs every step and that are not metrics of the run itself.
-_TRAINER_KEYS = {"loss", "learning_rate", "grad_norm", "epoch", "step"}
+from ..events import EvalLogged, EventBus, SamplesLogged, StepLogged
+from ..threads import share_cpus
 
 
 class StepEvents(TrainerCallback):
@@ -71,6 +69,7 @@ class EvalContext:
     config: Any  # the resolved RunConfig
     splits: Any  # the run's Splits: train, validation and held-out test rows
     full: bool  # the first or the final evaluation (every evaluator runs), else scheduled
+    run_dir: Path | None = None  # where an evaluator keeps per-item answers (``ftlab.runs``)
 
 
 Evaluator = Callable[..., Any]  # (model, tokenizer, EvalContext) -> EvalResult | dict
@@ -114,8 +113,10 @@ class Evaluations(TrainerCallback):
     """
 
     def __init__(self, bus: EventBus, tok, splits, config, evaluators: Mapping[str, Evaluator],
-                 sample_rows: list[dict], sample_tokens: int) -> None:
+                 sample_rows: list[dict], sample_tokens: int,
+                 run_dir: Path | None = None) -> None:
         self.bus, self.tok, self.splits, self.config = bus, tok, splits, config
+        self.run_dir = run_dir
         self.evaluators = dict(evaluators)
         self.sample_rows, self.sample_tokens = sample_rows, sample_tokens
         self.evals: list[dict] = []
@@ -134,7 +135,8 @@ class Evaluations(TrainerCallback):
             self.last_val_loss = val_loss
             if val_loss < self.best_val_loss:
                 self.best_val_loss, self.best_step = val_loss, step
-        ctx = EvalContext(step=step, config=self.config, splits=self.splits, full=full)
+        ctx = EvalContext(step=step, config=self.config, splits=self.splits, full=full,
+                          run_dir=self.run_dir)
         extra = run_evaluators(self.evaluators, model, self.tok, ctx)
         if full:
             self.last_full_step = step
@@ -148,7 +150,7 @@ class Evaluations(TrainerCallback):
     def _emit_samples(self, model, step: int) -> None:
         if not self.sample_rows or model is None:
             return
-        from .generation import generate_answers
+        from ..generation import generate_answers
 
         answers = generate_answers(model, self.tok, [r["messages"] for r in self.sample_rows],
                                    max_new_tokens=self.sample_tokens)

@@ -1,0 +1,39 @@
+"""One place that turns ftlab's training knobs into a trainer's arguments (every trainer:
+the engine's supervised and GRPO parts, and the reward model of ``ftlab.rlhf``).
+
+transformers' ``TrainingArguments`` and TRL's configs (``GRPOConfig``, ``RewardConfig``, the
+preference trainers' configs) are subclasses of one class; every trainer ftlab drives gets
+the same settings from here and adds only its own (``more``). The trainer never saves or
+reports by itself: the run folder and ftlab's events do that.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def trainer_arguments(cls: type, *, output_dir: str, max_steps: int, batch_size: int,
+                      learning_rate: float, seed: int, placement, **more: Any):
+    """``cls(...)`` with ftlab's fixed choices: log every step, save nothing, no reporting,
+    no progress bar of the trainer's own, data in this process, the device of ``placement``.
+    """
+    args: dict[str, Any] = dict(
+        output_dir=output_dir, max_steps=max_steps, per_device_train_batch_size=batch_size,
+        learning_rate=learning_rate, optim="adamw_torch", logging_steps=1,
+        save_strategy="no", report_to=[], seed=seed, data_seed=seed, disable_tqdm=True,
+        dataloader_num_workers=0, use_cpu=placement.device == "cpu")
+    args.update(more)
+    return cls(**args)
+
+
+def bf16(placement) -> bool:
+    """Mixed precision in bf16 where the placement chose bf16 weights."""
+    import torch
+
+    return placement.dtype == torch.bfloat16
+
+
+def schedule(train) -> dict[str, Any]:
+    """The optimisation knobs of a ``TrainConfig`` (schedule, warm-up, decay, clipping)."""
+    return dict(lr_scheduler_type=train.lr_scheduler, warmup_steps=train.warmup_steps,
+                weight_decay=train.weight_decay, max_grad_norm=train.max_grad_norm)

@@ -1,0 +1,30 @@
+"""A run's rows: its generated task or the learner's own file, split once, one way."""
+
+from __future__ import annotations
+
+import random
+from typing import TYPE_CHECKING
+
+from ..errors import DatasetError
+from .jsonl import read_jsonl
+from .mix import with_general
+from .tasks import Splits, make_task
+
+if TYPE_CHECKING:
+    from ..config import RunConfig
+
+
+def load_splits(config: RunConfig) -> Splits:
+    """The run's examples: a generated task, or the user's JSONL file split 60/20/20."""
+    d = config.data
+    if d.path is None:
+        return with_general(make_task(d.task, d.size, seed=config.seed, n_val=d.val_size),
+                            d.mix_share, config.seed)  # general rows mixed in (mitigation)
+    rows = read_jsonl(d.path)
+    if len(rows) < 3:
+        raise DatasetError(d.path, f"only {len(rows)} rows; train, validation and test need "
+                           "at least one each", "Add more rows.")
+    random.Random(config.seed).shuffle(rows)
+    n_val = n_test = max(1, len(rows) // 5)
+    return with_general(Splits(train=rows[n_val + n_test:], validation=rows[:n_val],
+                               test=rows[n_val:n_val + n_test]), d.mix_share, config.seed)

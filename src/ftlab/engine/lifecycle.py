@@ -1,0 +1,202 @@
+"""One run lifecycle for every trainer: ``train(config)`` from a config to a measured run.
+
+Whatever trains — the supervised path for the five methods, GRPO against a reward, the
+trainers that come next — a run goes through ``execute`` here: the run cache, the folder,
+the events, peak memory, the record, Stop, interrupts and failure messages. A trainer
+supplies only what differs, as a ``TrainerPart`` (``supervised.py``, ``policy.py``): how to
+load its data and model, which callbacks of its own it adds, how to build its transformers
+``Trainer``, what it runs (evaluate, train, evaluate) and its final figures. ftlab owns no
+training loop: the callbacks in ``callbacks.py`` turn the trainer's hooks into events.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+from ..config import RunConfig
+from ..errors import RunInterrupted, TrainingError
+from ..events import (
+    EvalLogged,
+    EventBus,
+    Listener,
+    RunEnded,
+    RunStarted,
+    SamplesLogged,
+    StepLogged,
+)
+from ..memory import PeakMemory
+from ..models import choose_placement
+from ..runs import Run, RunWriter, cache_key, find_run, writable_runs_root
+from .callbacks import Evaluator, ProgressBar, ShareCpus, StepEvents, StopFlag, StopOnFlag
+from .part import TrainerPart
+from .policy import PolicyPart
+from .supervised import SupervisedPart
+
+__all__ = ["execute", "explain", "replay", "train"]
+
+
+def train(
+    config: RunConfig,
+    *,
+    on_event: Listener | list[Listener] | None = None,
+    stop: threading.Event | None = None,
+    evaluators: Mapping[str, Evaluator] | None = None,
+    callbacks: Sequence[TrainerCallback] = (),
+    runs_dir: str | Path | None = None,
+    progress: bool = True,
+    reuse: bool = False,
+) -> Run:
+    """Train the model that ``config`` describes; return the run (history, final figures,
+    the trained model).
+
+    ``on_event`` listeners receive ``RunStarted``, ``StepLogged``, ``EvalLogged``,
+    ``SamplesLogged`` and ``RunEnded`` as they happen. Setting ``stop`` ends the run after
+    the current step (status ``stopped``). ``evaluators`` (``name -> fn(model, tok, ctx)``)
+    add namespaced measurements to every evaluation; ``callbacks`` are extra transformers
+    ``TrainerCallback``s. Every run writes a folder under ``runs_dir`` (``ftlab.runs``).
+    ``reuse=True`` returns an earlier run of the same resolved config and evaluators from
+    its folder instead of training (its events are replayed to the listeners).
+
+    A config with an ``rl`` section is a policy-optimisation run (``policy.py``), else a
+    supervised one (``supervised.py``): same arguments, events, folder and failures.
+    """
+    cfg = config.resolved()
+    writable_runs_root(runs_dir)  # a bad FTLAB_RUNS is said now, not after the model loads
+    evaluators = dict(evaluators or {})
+    listeners = on_event if isinstance(on_event, list) else [on_event] if on_event else []
+    if reuse:
+        cached = find_run(cfg, runs_dir, evaluators)
+        if cached is not None:
+            return replay(cached, listeners)
+    placement = choose_placement(cfg.device, cfg.dtype)
+    Part = PolicyPart if cfg.rl is not None else SupervisedPart
+    return execute(Part(cfg, placement, evaluators), listeners=listeners, stop=stop,
+                   callbacks=callbacks, runs_dir=runs_dir, progress=progress)
+
+
+def execute(part: TrainerPart, *, listeners: Sequence[Listener] = (),
+            stop: threading.Event | None = None, callbacks: Sequence[TrainerCallback] = (),
+            runs_dir: str | Path | None = None, progress: bool = True) -> Run:
+    """Run ``part`` from its data to its record; every ending is written to the folder.
+
+    A failure raises ``TrainingError`` and an interrupt ``RunInterrupted``, both carrying
+    the run (its folder keeps every metric measured so far).
+    """
+    from transformers import set_seed
+
+    cfg, placement = part.cfg, part.placement
+    set_seed(cfg.seed)
+    part.prepare()
+    bus = EventBus(list(listeners))
+    writer = RunWriter(cfg, placement.device, runs_dir)
+    bus.subscribe(lambda e: writer.log(e.to_dict()) if e.kind != "start" else None)
+    total = cfg.train.max_steps
+    events = StepEvents(bus, total, part.step_metrics)
+    stopper = StopOnFlag(stop or StopFlag())
+    bar = ProgressBar(total, part.label, progress)
+    key = cache_key(cfg, part.evaluators)
+    trainer = None
+
+    def step() -> int:
+        return trainer.state.global_step if trainer is not None else 0
+
+    def record(status: str, error: str | None = None, **more: Any) -> dict:
+        final = {**part.final(step(), events), **more}
+        writer.finish(status, {"status": status, "final": final, "cache_key": key},
+                      error=error)
+        bus.emit(RunEnded(status=status, step=step(), error=error, final=final))
+        return final
+
+    def the_run(status: str, final: dict, error: str | None = None) -> Run:
+        return Run(path=writer.path, config=cfg, status=status, env=writer.env,
+                   steps=events.steps, evals=part.evals, samples=part.samples, final=final,
+                   error=error, cache_key=key,
+                   model=part.returned_model(trainer) if trainer is not None else part.model,
+                   tokenizer=part.tokenizer, splits=part.splits)
+
+    t0 = time.perf_counter()
+    try:
+        before, after = part.callbacks(bus, writer.path)
+        trainer = part.build([ShareCpus(), events, *before, stopper, bar, *after, *callbacks],
+                             writer.path)
+        params = part.params(trainer)
+        bus.emit(RunStarted(run_dir=str(writer.path), config=cfg.to_dict(), total_steps=total,
+                            params=params))
+        with PeakMemory(placement.device) as mem:
+            part.run(trainer)
+    except BaseException as e:  # noqa: BLE001 - record every ending, then re-raise
+        interrupted = isinstance(e, KeyboardInterrupt)
+        status = "interrupted" if interrupted else "failed"
+        msg = explain(e, cfg, step())
+        # A second Ctrl-C must not cut the record of the first: the folder gets its status,
+        # result.json and every metric measured so far.
+        main = threading.current_thread() is threading.main_thread()
+        old_handler = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+        final: dict = {}
+        try:
+            final = record(status, msg)
+        except Exception as rec_err:  # noqa: BLE001 - a full disk: say so, keep the cause
+            msg += f" (The run folder could not be updated: {rec_err}.)"
+        finally:
+            bar.close()
+            writer.close()
+            if main:
+                signal.signal(signal.SIGINT, old_handler)
+        run = the_run(status, final, msg)
+        if interrupted:
+            raise RunInterrupted(f"{msg} Its folder keeps every metric measured so far: "
+                                 f"{writer.path}", run) from None
+        raise TrainingError(msg, run=run) from e
+    bar.close()
+    status = "stopped" if stopper.stopped else part.ending() or "completed"
+    final = record(
+        status, wall_s=time.perf_counter() - t0, peak_memory_bytes=mem.peak_bytes,
+        peak_memory_above_start_bytes=mem.above_baseline_bytes, peak_memory_kind=mem.kind,
+        params=params, device=placement.device, dtype=placement.dtype_name,
+        **part.figures(trainer))
+    if cfg.save_weights:
+        model = part.returned_model(trainer)
+        model.save_pretrained(writer.path / "weights")
+        part.tokenizer.save_pretrained(writer.path / "weights")
+    writer.close()
+    return the_run(status, final)
+
+
+def replay(run: Run, listeners: Sequence[Listener]) -> Run:
+    """Send a stored run's events to listeners (a dashboard redraws it) and return it."""
+    bus = EventBus(list(listeners))
+    bus.emit(RunStarted(run_dir=str(run.path), config=run.config.to_dict(),
+                        total_steps=run.config.train.max_steps or 0,
+                        params=run.final.get("params", {})))
+    records = sorted([*run.steps, *run.evals, *run.samples],
+                     key=lambda r: (r["step"], {"step": 0, "eval": 1, "samples": 2}[r["kind"]]))
+    for rec in records:
+        bus.emit(_EVENT_TYPES[rec["kind"]](**{k: v for k, v in rec.items() if k != "kind"}))
+    bus.emit(RunEnded(status=run.status, step=run.final.get("steps", 0), error=run.error,
+                      final=run.final))
+    run.from_cache = True
+    return run
+
+
+_EVENT_TYPES = {"step": StepLogged, "eval": EvalLogged, "samples": SamplesLogged}
+
+
+def explain(e: BaseException, cfg: RunConfig, step: int) -> str:
+    """The one-paragraph message of a run that did not finish."""
+    import torch
+
+    text = str(e).lower()
+    if isinstance(e, torch.OutOfMemoryError) or "out of memory" in text:
+        return (f"Out of memory at step {step} with method {cfg.method.name!r}, batch_size "
+                f"{cfg.train.batch_size}, max_length {cfg.data.max_length}. Lower "
+                "train.batch_size or data.max_length, or use 'lora'/'qlora' instead of 'full'.")
+    if isinstance(e, KeyboardInterrupt):
+        return f"Interrupted at step {step}."
+    return f"Training failed at step {step}: {type(e).__name__}: {e}"

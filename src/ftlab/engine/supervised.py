@@ -1,0 +1,123 @@
+"""Supervised fine-tuning: the trainer part of a run without an ``rl`` section.
+
+One path for all five methods: ftlab tokenizes the chats itself (prompt masked, end-of-turn
+learned, see ``data/formats.py``), applies the method (``methods.py``, PEFT underneath) and
+hands the batches to transformers' ``Trainer``. The lifecycle (``lifecycle.py``) does the
+rest; this part adds the validation schedule, the evaluators, early stopping and the
+final figures (three validation losses named apart).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from pathlib import Path
+
+from ..arguments import schedule, trainer_arguments
+from ..config import RunConfig
+from ..data import Splits, corrupt_formats, encode, load_splits
+from ..memory import breakdown
+from ..methods import apply_method
+from ..models import choose_placement, load_model, resolve_source
+from .callbacks import EarlyStopping, Evaluations, StepEvents
+from .part import TrainerPart
+
+__all__ = ["SupervisedPart", "build_model", "load_splits", "tokenize_splits"]
+
+
+def build_model(config: RunConfig):
+    """Load the base (quantized for QLoRA) and apply the method: (model, tokenizer)."""
+    placement = choose_placement(config.device, config.dtype)
+    model, tok = load_model(config.model, device=config.device, dtype=config.dtype,
+                            quantization=config.method.quantization(placement))
+    source = resolve_source(config.model)
+    return apply_method(model, config.method, tok, source), tok
+
+
+def tokenize_splits(config: RunConfig, splits: Splits, tok) -> tuple[list[dict], list[dict]]:
+    """Training rows in the configured format (a share corrupted); validation rows clean."""
+    d = config.data
+    fmts = corrupt_formats(len(splits.train), d.corruption_rate, d.corruption,
+                           seed=config.seed, base=d.format)
+    train = [encode(r, tok, f, d.max_length) for r, f in zip(splits.train, fmts)]
+    val = [encode(r, tok, d.format, d.max_length) for r in splits.validation]
+    return train, val
+
+
+class SupervisedPart(TrainerPart):
+    """transformers' ``Trainer`` on batches ftlab tokenized: evaluate at step 0, train, and
+    measure again the model the run returns (the best one after early stopping)."""
+
+    def prepare(self) -> None:
+        cfg = self.cfg
+        self.label = f"{cfg.method.name} training"
+        self.splits = load_splits(cfg)
+        self.model, self.tokenizer = build_model(cfg)
+        self.train_rows, self.val_rows = tokenize_splits(cfg, self.splits, self.tokenizer)
+
+    def callbacks(self, bus, run_dir: Path) -> tuple[list, list]:
+        cfg = self.cfg
+        self.evaluations = Evaluations(bus, self.tokenizer, self.splits, cfg, self.evaluators,
+                                       self.splits.validation[: cfg.eval.samples or 0],
+                                       cfg.eval.sample_max_new_tokens, run_dir)
+        self.evals, self.samples = self.evaluations.evals, self.evaluations.samples
+        patience = cfg.eval.early_stopping_patience
+        self.early = EarlyStopping(patience) if patience else None
+        return [self.evaluations], [self.early] if self.early else []
+
+    def build(self, callbacks, run_dir: Path):
+        from transformers import DataCollatorForSeq2Seq, PrinterCallback, Trainer, TrainingArguments
+
+        cfg, t = self.cfg, self.cfg.train
+        args = trainer_arguments(
+            TrainingArguments, output_dir=str(run_dir), max_steps=t.max_steps,
+            batch_size=t.batch_size, learning_rate=t.learning_rate, seed=cfg.seed,
+            placement=self.placement, per_device_eval_batch_size=t.batch_size,
+            eval_strategy="steps", eval_steps=cfg.eval.every, remove_unused_columns=False,
+            **schedule(t))
+        collator = DataCollatorForSeq2Seq(self.tokenizer, padding=True,
+                                          label_pad_token_id=-100)
+        trainer = Trainer(model=self.model, args=args, train_dataset=self.train_rows,
+                          eval_dataset=self.val_rows, data_collator=collator,
+                          callbacks=list(callbacks))
+        trainer.remove_callback(PrinterCallback)  # our events and progress bar report instead
+        return trainer
+
+    def run(self, trainer) -> None:
+        evals = self.evaluations
+        trainer.evaluate()  # step 0: where the model starts
+        trainer.train()
+        restored = self.early is not None and self.early.restored
+        if restored or evals.last_full_step != trainer.state.global_step:
+            evals.force_full = True  # measure the model this run returns
+            trainer.evaluate()
+
+    def ending(self) -> str | None:
+        return "early_stopped" if self.early is not None and self.early.triggered else None
+
+    def final(self, step: int, events: StepEvents) -> dict:
+        """The run's final figures; the three validation losses are named apart."""
+        evals, early = self.evaluations, self.early
+        losses = [s["loss"] for s in events.steps]
+        full = [e for e in evals.evals if e.get("full", True)]
+        return {
+            "steps": step,
+            "train_loss": losses[-1] if losses else None,
+            "first_val_loss": evals.evals[0]["val_loss"] if evals.evals else None,
+            "last_val_loss": evals.last_val_loss,  # at the last evaluation during training
+            "best_val_loss": None if math.isinf(evals.best_val_loss) else evals.best_val_loss,
+            "best_step": evals.best_step,
+            "final_val_loss": evals.evals[-1]["val_loss"] if evals.evals else None,  # returned
+            "restored_best": bool(early and early.restored),
+            "first_metrics": full[0]["metrics"] if full else {},
+            "final_metrics": full[-1]["metrics"] if full else {},
+            "step_time_s": statistics.median(events.step_times) if events.step_times else None,
+        }
+
+    def figures(self, trainer) -> dict:
+        seq_len = max(len(r["input_ids"]) for r in self.train_rows)
+        return {"memory_breakdown": breakdown(self.model, self.cfg.train.batch_size,
+                                              seq_len).to_dict()}
+
+    def returned_model(self, trainer):
+        return self.model
