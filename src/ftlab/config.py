@@ -10,8 +10,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
-import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -357,8 +355,9 @@ class RunConfig(KnobConfig):
 
     def hash(self) -> str:
         """Same config, same hash (12 hex digits): names and caches the run."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+        from .digest import digest
+
+        return digest(self.to_dict(), 12)
 
 
 ALIASES = {"lr": "train.learning_rate", "learning_rate": "train.learning_rate",

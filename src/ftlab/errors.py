@@ -90,3 +90,18 @@ class RunInterrupted(KeyboardInterrupt):
 
     def _render_traceback_(self) -> list[str]:
         return [f"{type(self).__name__}: {self}"]
+
+
+def writable_folder(root, variable: str, fix: str):
+    """``root`` created and checked writable, else an ``EnvPathError`` naming ``variable``
+    (the setting that chose the folder) and the ``fix``."""
+    import tempfile
+
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=root):
+            pass
+    except OSError as e:
+        why = e.strerror or type(e).__name__
+        raise EnvPathError(variable, root, f"cannot be written ({why})", fix) from None
+    return root

@@ -25,7 +25,13 @@ import torch
 from filelock import FileLock
 from tqdm.auto import tqdm
 
-from .errors import ConfigError, EnvPathError, MissingDependencyError, ModelNotFoundError
+from .errors import (
+    ConfigError,
+    EnvPathError,
+    MissingDependencyError,
+    ModelNotFoundError,
+    writable_folder,
+)
 
 DEFAULT_MODEL = "smollm2-135m"
 EMBEDDED_ALIASES = {"default", "smollm2-135m", "smollm2-135m-instruct"}
@@ -59,18 +65,9 @@ def _cache_variable() -> str:
 
 def writable_cache_dir() -> Path:
     """The cache folder, created and checked writable before a model is converted into it."""
-    root = cache_dir()
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=root):
-            pass
-    except OSError as e:
-        why = e.strerror or type(e).__name__
-        raise EnvPathError(_cache_variable(), root, f"cannot be written ({why})",
+    return writable_folder(cache_dir(), _cache_variable(),
                            "ftlab converts the embedded model into it once. Point FTLAB_CACHE "
-                           "at a writable folder, e.g. `export FTLAB_CACHE=$HOME/ftlab-cache`."
-                           ) from None
-    return root
+                           "at a writable folder, e.g. `export FTLAB_CACHE=$HOME/ftlab-cache`.")
 
 
 def embedded_gguf_path() -> Path:

@@ -16,7 +16,6 @@ import json
 import os
 import platform
 import subprocess
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -25,7 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from .config import RunConfig
-from .errors import EnvPathError, FtlabError, RunFolderError, RunFolderWarning
+from .digest import digest
+from .errors import (
+    EnvPathError,
+    FtlabError,
+    RunFolderError,
+    RunFolderWarning,
+    writable_folder,
+)
 from .events import EvalLogged, RunEnded, SamplesLogged, StepLogged
 
 PACKAGES = ("ftlab", "torch", "transformers", "peft", "trl", "bitsandbytes", "accelerate")
@@ -48,17 +54,9 @@ def _runs_variable(runs_dir: str | Path | None) -> str:
 
 def writable_runs_root(runs_dir: str | Path | None = None) -> Path:
     """The runs folder, created and checked writable: call it before heavy work starts."""
-    root = runs_root(runs_dir)
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=root):
-            pass
-    except OSError as e:
-        why = e.strerror or type(e).__name__
-        raise EnvPathError(_runs_variable(runs_dir), root, f"cannot be written ({why})",
+    return writable_folder(runs_root(runs_dir), _runs_variable(runs_dir),
                            "Every run writes a folder there. Point FTLAB_RUNS (or --runs-dir) "
-                           "at a writable folder.") from None
-    return root
+                           "at a writable folder.")
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -487,9 +485,7 @@ def cache_key(config: RunConfig, evaluators: dict | None = None) -> str:
     names = {name: getattr(fn, "key", None) or
              f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
              for name, fn in (evaluators or {}).items()}
-    blob = json.dumps({"config": config.to_dict(), "evaluators": names,
-                       "ftlab": code_version()}, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return digest({"config": config.to_dict(), "evaluators": names, "ftlab": code_version()})
 
 
 def find_run(config: RunConfig, runs_dir: str | Path | None = None,

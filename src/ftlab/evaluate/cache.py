@@ -8,11 +8,11 @@ changes the number changes the key.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import fields
 
+from ..digest import digest
 from ..runs import write_json
 from .result import EvalResult
 
@@ -24,8 +24,7 @@ def base_model_key(cfg, **what) -> dict:
 
     placement = choose_placement(cfg.device, cfg.dtype)
     rows = what.pop("rows", None)
-    items = None if rows is None else hashlib.sha256(
-        json.dumps(rows, sort_keys=True).encode()).hexdigest()
+    items = None if rows is None else digest(rows, 64)
     return {"model": cfg.model, "dtype": placement.dtype_name, "device": placement.device,
             "items": items, "ftlab": code_version(), **what}
 
@@ -38,8 +37,7 @@ def evals_dir():
 
 
 def _path(key: dict):
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
-    return evals_dir() / f"{digest}.json"
+    return evals_dir() / f"{digest(key, 24)}.json"
 
 
 def cached_result(key: dict, compute: Callable[[], EvalResult]) -> EvalResult:

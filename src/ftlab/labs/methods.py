@@ -95,16 +95,15 @@ def measure_fresh(lab: MethodsLab, arm: str, seed: int = 0, *, steps: int = 2,
     """Peak memory of training ``arm`` for ``steps`` steps in a fresh process, and the size
     on disk of what it saves. Stored beside the runs (``<runs>/_memory/``) and reused
     unless ``refresh``; the key is the resolved config and ftlab's code version."""
-    import hashlib
     import json
     import subprocess
     import sys
 
+    from ..digest import digest
     from ..runs import code_version, runs_root, write_json
 
     cfg = _probe_config(lab.config(arm, seed), steps).resolved()
-    key = hashlib.sha256(json.dumps({"config": cfg.to_dict(), "ftlab": code_version()},
-                                    sort_keys=True, default=str).encode()).hexdigest()[:16]
+    key = digest({"config": cfg.to_dict(), "ftlab": code_version()})
     path = runs_root(lab.runs_dir) / "_memory" / f"{arm}-{key}.json"
     if path.is_file() and not refresh:
         out = json.loads(path.read_text(encoding="utf-8"))

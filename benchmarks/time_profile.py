@@ -7,7 +7,7 @@ the reward model, writing run folders, and the rest (Python, callbacks, figures)
 Times are exclusive: a part nested in another (generation inside an evaluator) is counted
 once, under its own row named with where it ran ("generation ← evaluator memo").
 
-    python benchmarks/profile.py notebooks/failure_modes/20_overfitting.ipynb [--json OUT]
+    python benchmarks/time_profile.py notebooks/failure_modes/20_overfitting.ipynb [--json OUT]
 """
 
 from __future__ import annotations
