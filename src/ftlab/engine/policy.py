@@ -184,8 +184,6 @@ class PolicyPart(TrainerPart):
     """TRL's ``GRPOTrainer`` on the run's prompts: the policy's adapters (``peft_config``)
     pushed towards the completions the proxy scored above their group's mean."""
 
-    step_metrics: Mapping[str, str] = {}
-
     def prepare(self) -> None:
         cfg = self.cfg
         _check(cfg)

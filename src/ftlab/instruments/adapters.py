@@ -18,6 +18,8 @@ from pathlib import Path
 
 import torch
 
+from ..models import eval_mode
+
 
 # -- looking inside a LoRA adapter ----------------------------------------------------------
 def lora_layers(model) -> dict[str, torch.nn.Module]:
@@ -98,11 +100,9 @@ def greedy_tokens(model, tok, chats: Sequence[Sequence[dict]],
     """Greedy answer tokens for each chat, one at a time (no padding)."""
     from ..generation import chat_prompt
 
-    was_training = model.training
-    model.eval()
     out = []
     device = next(model.parameters()).device
-    try:
+    with eval_mode(model):
         for chat in chats:
             ids = tok(chat_prompt(tok, chat), add_special_tokens=False,
                       return_tensors="pt")["input_ids"].to(device)
@@ -111,8 +111,6 @@ def greedy_tokens(model, tok, chats: Sequence[Sequence[dict]],
                                  eos_token_id=tok.eos_token_id,
                                  pad_token_id=tok.pad_token_id or tok.eos_token_id)
             out.append(gen[0, ids.shape[1]:].tolist())
-    finally:
-        model.train(was_training)
     return out
 
 

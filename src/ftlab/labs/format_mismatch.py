@@ -38,6 +38,7 @@ from ..data.formats import IGNORE_INDEX, encode
 from ..evaluate.format import format_validity
 from ..evaluate.result import EvalResult
 from ..evaluate.task import answer_rows
+from ..models import eval_mode
 from .base import Lab, LabResult, Preset
 
 # -- watching the format during training -----------------------------------------------
@@ -59,13 +60,8 @@ def end_probability(model, tok, rows) -> float:
     device = next(model.parameters()).device
     ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs], device=device)
     mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], device=device)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            logits = model(input_ids=ids, attention_mask=mask).logits
-    finally:
-        model.train(was_training)
+    with eval_mode(model), torch.no_grad():
+        logits = model(input_ids=ids, attention_mask=mask).logits
     last = torch.tensor([len(s) - 1 for s in seqs], device=device)
     probs = logits[torch.arange(len(seqs), device=device), last].float().softmax(-1)
     return float(probs[:, tok.eos_token_id].mean())
