@@ -192,3 +192,22 @@ def test_knob_names_and_measured_metric_names_never_collide():
     knobs = policy().knob_names()
     assert not set(STEP_METRICS.values()) & knobs
     assert "rl.kl" in knobs and "rl.kl_measured" in STEP_METRICS.values()
+
+
+@pytest.mark.parametrize("changes, field", [
+    ({"rl.kl": 0.1}, "rl.kl"),  # an RL knob on a supervised run
+    ({"rl": "yes"}, "rl"),
+    ({"rl": {"kl": 0.1, "klcoef": 1}}, "klcoef"),
+])
+def test_the_rl_door_refuses_with_the_field_and_the_fix(changes, field):
+    from ftlab.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        RunConfig(model="tiny", preset="cpu").replace(**changes)
+    assert field in str(err.value) and ("rl=True" in str(err.value) or "rl" in str(err.value))
+
+
+def test_rl_true_makes_a_policy_run_and_false_a_supervised_one():
+    cfg = RunConfig(model="tiny", preset="cpu").replace(rl=True, **{"rl.kl": 0.2})
+    assert cfg.rl is not None and cfg.rl.kl == 0.2
+    assert cfg.replace(rl=False).rl is None
