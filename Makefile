@@ -34,10 +34,16 @@ lab: $(STAMP)
 	$(if $(LAB_AS_ROOT),@echo "$(LAB_ROOT_NOTE)")
 	$(strip $(VENV)/bin/jupyter lab notebooks/ $(LAB_FLAGS))
 
+# Two pytest workers, one file (notebook) each at a time: a notebook's cells stay in order in
+# one kernel. Beside a busy neighbour each drops to one thread (ftlab/threads.py), which
+# on 2 cores gets more done than one process on two threads (benchmarks/contention.py).
+# TEST_WORKERS= runs everything in one process.
+TEST_WORKERS ?= -n 2 --dist loadfile
+
 test: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
-	FTLAB_RUNS=$$(mktemp -d) $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider \
-	  --durations=15 --timeout=1200
+	FTLAB_RUNS=$$(mktemp -d) $(PY) -m pytest notebooks tests --nbval-lax --nbval-current-env -p no:cacheprovider \
+	  $(TEST_WORKERS) --durations=25 --timeout=1800
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks

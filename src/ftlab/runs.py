@@ -95,10 +95,14 @@ class RunWriter:
         root = writable_runs_root(runs_dir)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         base = f"{stamp}-{config.method.name}-{config.hash()}"
+        root.mkdir(parents=True, exist_ok=True)
         path, i = root / base, 1
-        while path.exists():  # two runs of one config in the same second
-            path, i = root / f"{base}-{i}", i + 1
-        path.mkdir(parents=True)
+        while True:  # two runs of one config in the same second, maybe in two processes
+            try:
+                path.mkdir()
+                break
+            except FileExistsError:
+                path, i = root / f"{base}-{i}", i + 1
         self.path = path
         write_json(path / "config.json", config.to_dict())
         self.env = environment(device, config.seed)
