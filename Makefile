@@ -34,19 +34,19 @@ lab: $(STAMP)
 	$(if $(LAB_AS_ROOT),@echo "$(LAB_ROOT_NOTE)")
 	$(strip $(VENV)/bin/jupyter lab notebooks/ $(LAB_FLAGS))
 
-# Two pytest workers, one file (notebook) each at a time: a notebook's cells stay in order in
-# one kernel. Beside a busy neighbour each drops to one thread (ftlab/threads.py), which
-# on 2 cores gets more done than one process on two threads (benchmarks/contention.py).
-# TEST_WORKERS= runs everything in one process.
-TEST_WORKERS ?= -n 2 --dist loadfile
+# Two pytest workers, each running whole files and notebooks in the order given (conftest.py
+# groups them; notebooks first, the longest work). Beside a busy neighbour each drops to one
+# thread (ftlab/threads.py): two such processes get more done on 2 cores than one process on
+# two threads (benchmarks/contention.py). TEST_WORKERS= runs everything in one process.
+TEST_WORKERS ?= -n 2 --dist loadfile --no-loadscope-reorder
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check conftest.py src tests benchmarks
 	FTLAB_RUNS=$$(mktemp -d) $(PY) -m pytest notebooks tests --nbval-lax --nbval-current-env -p no:cacheprovider \
 	  $(TEST_WORKERS) --durations=25 --timeout=1800
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check conftest.py src tests benchmarks
 
 bench: $(STAMP)
 	$(PY) benchmarks/step_overhead.py

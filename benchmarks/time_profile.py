@@ -25,6 +25,21 @@ from collections import defaultdict
 from pathlib import Path
 
 
+def fresh_caches(prefix: str) -> Path:
+    """Point ftlab at an empty run cache and an empty evaluation cache (the converted
+    models are linked in: converting them is install work, not a run's); the folder."""
+    from ftlab.models import cache_dir, embedded_model_dir, tiny_model_dir
+
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    cache = work / "cache"
+    cache.mkdir()
+    for d in (embedded_model_dir(), tiny_model_dir()):
+        (cache / d.relative_to(cache_dir())).parent.mkdir(parents=True, exist_ok=True)
+        (cache / d.relative_to(cache_dir())).symlink_to(d)
+    os.environ.update(FTLAB_RUNS=str(work / "runs"), FTLAB_CACHE=str(cache))
+    return work
+
+
 class Clock:
     """Exclusive seconds per label, per thread stack (a panel may train on a thread)."""
 
@@ -146,16 +161,7 @@ def main() -> int:
     ap.add_argument("--json", type=Path, help="also write the table as JSON here")
     args = ap.parse_args()
 
-    from ftlab.models import cache_dir, embedded_model_dir, tiny_model_dir
-
-    model_dirs = [embedded_model_dir(), tiny_model_dir()]  # converted once, kept
-    work = Path(tempfile.mkdtemp(prefix="ftlab-profile-"))
-    cache = work / "cache"
-    cache.mkdir()
-    for d in model_dirs:
-        (cache / d.relative_to(cache_dir())).parent.mkdir(parents=True, exist_ok=True)
-        (cache / d.relative_to(cache_dir())).symlink_to(d)
-    os.environ.update(FTLAB_RUNS=str(work / "runs"), FTLAB_CACHE=str(cache))
+    work = fresh_caches("ftlab-profile-")
 
     clock = Clock()
     instrument(clock)

@@ -8,7 +8,9 @@ Screenshots go to $FTLAB_SHOTS (default /tmp/ftlab-shots).
 
 from __future__ import annotations
 
+import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -51,12 +53,25 @@ def assert_widgets_rendered(root) -> None:
     assert root.get_by_text("Loading widget...").count() == 0
 
 
+def record_first_point(name: str, seconds: float) -> None:
+    """How long a learner waits from Run to the first plotted point: printed (``-s`` shows
+    it) and kept in $FTLAB_SHOTS/first_point.json, a measurement, never asserted."""
+    path = SHOTS / "first_point.json"
+    seen = json.loads(path.read_text()) if path.exists() else {}
+    seen[name] = round(seconds, 2)
+    path.write_text(json.dumps(seen, indent=2))
+    print(f"{name}: Run to the first plotted point in {seconds:.1f} s")
+
+
 def run_and_stop(page, root, scope: str, name: str) -> None:
     """Click Run, see the curve grow while training goes on, click Stop, see 'stopped'."""
     from playwright.sync_api import expect
 
     before = points(page, scope)
+    clicked = time.perf_counter()
     root.locator("button.jupyter-button", has_text="Run").first.click()
+    wait_points(page, before + 1, scope)
+    record_first_point(name, time.perf_counter() - clicked)
     wait_points(page, before + 2, scope)  # live: points arrive while the run goes on
     expect(root.get_by_text("running").first).to_be_visible()
     root.locator("button.jupyter-button", has_text="Stop").first.click()
