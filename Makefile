@@ -5,7 +5,7 @@ VENV  ?= .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: lab test install lint bench clean
+.PHONY: lab test install lint bench clean student
 
 $(STAMP): pyproject.toml scripts/install.sh
 	python3 -m venv $(VENV)
@@ -33,6 +33,16 @@ lab: $(STAMP)
 	$(if $(filter-out yes no,$(LAB_OPEN_BROWSER)),$(error LAB_OPEN_BROWSER=$(LAB_OPEN_BROWSER): use yes or no))
 	$(if $(LAB_AS_ROOT),@echo "$(LAB_ROOT_NOTE)")
 	$(strip $(VENV)/bin/jupyter lab notebooks/ $(LAB_FLAGS))
+
+# make student: the student version of every notebook (solutions replaced by stubs, checks
+# kept; built with nbgrader's preprocessors, docs/exercises.md) in STUDENT_DIR, then opened in
+# JupyterLab like make lab (same LAB_PORT / LAB_OPEN_BROWSER knobs).
+STUDENT_DIR ?= student
+
+student: $(STAMP)
+	$(PY) -m ftlab.exercises student $(STUDENT_DIR)
+	$(if $(LAB_AS_ROOT),@echo "$(LAB_ROOT_NOTE)")
+	$(strip $(VENV)/bin/jupyter lab $(STUDENT_DIR)/ $(LAB_FLAGS))
 
 # Two pytest workers, each running whole files and notebooks in the order given (conftest.py
 # groups them; notebooks first, the longest work). Beside a busy neighbour each drops to one

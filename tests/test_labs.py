@@ -1,5 +1,6 @@
 """The labs base on the tiny model: arms, seeds, the run cache and a per-seed verdict."""
 
+import re
 import time
 
 import pytest
@@ -123,3 +124,23 @@ def test_one_table_writer_escapes_text_and_keeps_html():
     assert "<td style='text-align:left'>&lt;b&gt;</td><td><i>x</i></td>" in page
     assert "<td style='text-align:right'>0.500</td>" in page and ">yes</td>" in page
     assert page.count("<tr>") == 2 and rows_html([]).count("<tr>") == 1
+
+
+def test_a_verdict_shows_its_conditions_first_and_every_number_one_click_away():
+    from ftlab.labs import Verdict
+
+    conds = ["aggressive: task learned", "gentle: keeps most of the base pass rate"]
+    rows = [{"seed": s, **{f"aggressive.n{i}": i / 7 for i in range(20)},
+             conds[0]: True, conds[1]: s != 2, "holds": s != 2} for s in (0, 1, 2)]
+    verdict = Verdict("A claim.", rows, conds, 2, read=["aggressive.n3"])
+    page = verdict._repr_html_()
+    short, details = page.split("<details>")
+    head = re.search(r"<thead><tr>(.*?)</tr></thead>", short).group(1)
+    assert re.findall(r"<th>(.*?)</th>", head) == ["condition", "seed 0", "seed 1", "seed 2"]
+    assert all(c in short for c in conds) and "aggressive.n3" in short  # the number read
+    assert "aggressive.n4" not in short and "aggressive.n19" in details  # the rest: a click
+    assert ">NO</b>" in short and short.index("HOLDS: in 2 of 3") < short.index("<table>")
+    assert "<summary>All 20 numbers measured, per seed</summary>" in details
+    text = str(verdict)
+    assert "  gentle: keeps most of the base pass rate: yes | yes | NO" in text
+    assert "aggressive.n3: 0.429 | 0.429 | 0.429" in text and "n19" not in text

@@ -111,6 +111,12 @@ def test_stop_ends_the_run_within_a_step_and_saves_it_as_stopped(tmp_path):
     assert panel.state == "stopped" and "stopped" in panel.status_text
     assert load_run(result.run_dir).status == "stopped"
     assert len(panel.dashboard.points["train loss"][0]) == result.final["steps"]
+    # the star marks the lowest loss evaluated, the closing evaluation of the stop included
+    steps, losses = panel.dashboard.points["val loss"]
+    best = min(range(len(losses)), key=lambda i: (losses[i], steps[i]))
+    assert panel.dashboard.points["best"] == ([steps[best]], [losses[best]])
+    assert (result.final["best_step"], result.final["best_val_loss"]) == (
+        steps[best], losses[best])
 
 
 def test_second_run_is_refused_while_one_runs(tmp_path):

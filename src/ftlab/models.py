@@ -17,6 +17,7 @@ import shutil
 import socket
 import sys
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,12 @@ from .errors import (
     ModelNotFoundError,
     writable_folder,
 )
+
+# peft 0.21 (``PeftModel.__init__``) and TRL 1.16 (unwrapping a model to generate) read
+# transformers' deprecated ``is_gradient_checkpointing``; ftlab itself never does, so the
+# red FutureWarning box it puts in notebooks can only be silenced here, exactly that one.
+warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated",
+                        category=FutureWarning)
 
 DEFAULT_MODEL = "smollm2-135m"
 EMBEDDED_ALIASES = {"default", "smollm2-135m", "smollm2-135m-instruct"}

@@ -2,7 +2,10 @@
 
 What a learner does, checked in headless chromium: open the notebook, run it, see the
 panel and the plot (with the 3 points of the notebook's own run), click Run, see the loss
-curve gain points while training goes on, click Stop, see the status say stopped.
+curve gain points while training goes on, click Stop, see the status say stopped. And what
+a learner must not meet (issue 32): a red stderr box, a verdict whose conditions sit off
+the page, legend entries named otherwise than the panel names its lines, a best-loss star
+anywhere but at the lowest loss evaluated.
 Screenshots go to $FTLAB_SHOTS (default /tmp/ftlab-shots).
 """
 
@@ -28,6 +31,14 @@ NB_PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"
 KERNEL_IDLE = """() => { const w = window.jupyterapp?.shell?.currentWidget;
     return w?.sessionContext?.session?.kernel?.status === 'idle'; }"""
 SLOW = 180_000  # ms: the machine may be shared with training runs
+# the legend entries and the star of the loss plot, as plotly drew them
+LEGEND = """(root) => Array.from((root || document).querySelectorAll(
+  '.js-plotly-plot .legendtext')).map(e => e.textContent)"""
+BEST = """(root) => { const g = (root || document).querySelector('.js-plotly-plot');
+  const by = n => g.data.find(t => t.name === n) || {x: [], y: []};
+  const val = by('validation loss'), best = by('lowest validation loss');
+  return {val_x: Array.from(val.x), val_y: Array.from(val.y), best_x: Array.from(best.x),
+          best_y: Array.from(best.y)}; }"""
 
 
 def points(page, scope: str = "") -> int:
@@ -81,6 +92,34 @@ def run_and_stop(page, root, scope: str, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"{name}_after_stop.png"), full_page=True)
 
 
+def assert_what_a_learner_reads(page, root, scope: str) -> None:
+    """No stderr box; the verdict's condition columns on screen (all numbers folded away);
+    the legend entries are the panel's own names for its lines."""
+    from playwright.sync_api import expect
+
+    from ftlab.widgets.labels import metric_label
+
+    assert root.locator("[data-mime-type='application/vnd.jupyter.stderr']").count() == 0
+    verdict = root.locator("table", has_text="fast: learns the task").first
+    expect(verdict).to_be_visible(timeout=SLOW)
+    width = page.viewport_size["width"]
+    for th in verdict.locator("th").all():
+        box = th.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, box
+    assert not root.get_by_text("fast.number_19").first.is_visible()  # in <details>, closed
+    legend = page.evaluate(f"() => ({LEGEND})(document.querySelector('{scope or 'body'}'))")
+    assert sorted(legend) == sorted(metric_label(n) for n in ("train loss", "val loss",
+                                                              "best")), legend
+
+
+def assert_star_at_the_lowest_loss(page, scope: str) -> None:
+    """After Stop, the star marks the lowest validation loss evaluated (the closing
+    evaluation of the stopped run included)."""
+    seen = page.evaluate(f"() => ({BEST})(document.querySelector('{scope or 'body'}'))")
+    low = min(range(len(seen["val_y"])), key=lambda i: (seen["val_y"][i], seen["val_x"][i]))
+    assert (seen["best_x"], seen["best_y"]) == ([seen["val_x"][low]], [seen["val_y"][low]]), seen
+
+
 def test_jupyterlab_run_and_stop(lab_url, page):
     from playwright.sync_api import expect
 
@@ -95,8 +134,10 @@ def test_jupyterlab_run_and_stop(lab_url, page):
         expect(nbp.locator(".widget-readout", has_text="200").first).to_be_visible(
             timeout=SLOW)  # last cell ran: steps set to 200
         expect(nbp.get_by_text("completed at step 3")).to_be_visible()
+        assert_what_a_learner_reads(page, nbp, NB_PANEL)
         page.screenshot(path=str(SHOTS / "lab_panel.png"), full_page=True)
         run_and_stop(page, nbp, NB_PANEL, "lab")
+        assert_star_at_the_lowest_loss(page, NB_PANEL)
         assert not page.errors, page.errors
     finally:
         page.evaluate("window.jupyterapp.shell.currentWidget?.sessionContext?.shutdown()")

@@ -133,8 +133,11 @@ class Evaluations(TrainerCallback):
         val_loss = float(metrics["eval_loss"])
         if not self.force_full:
             self.last_val_loss = val_loss
-            if val_loss < self.best_val_loss:
-                self.best_val_loss, self.best_step = val_loss, step
+        # A step measured for the first time is a candidate for the best, the closing
+        # evaluation of a run stopped between scheduled ones included; a step measured
+        # again (early stopping's restored weights) is not.
+        if val_loss < self.best_val_loss and all(e["step"] != step for e in self.evals):
+            self.best_val_loss, self.best_step = val_loss, step
         ctx = EvalContext(step=step, config=self.config, splits=self.splits, full=full,
                           run_dir=self.run_dir)
         extra = run_evaluators(self.evaluators, model, self.tok, ctx)

@@ -78,12 +78,17 @@ def rows_html(rows: Sequence[Mapping[str, Any]], cell: Callable[[Any], str] = ce
 # -- the verdict ---------------------------------------------------------------------------
 @dataclass
 class Verdict:
-    """The lesson's claim, the numbers per seed, pass/fail per seed, and overall."""
+    """The lesson's claim, the numbers per seed, pass/fail per seed, and overall.
+
+    Shown condition by condition, one column per seed, so the pass/fail a learner reads fits
+    any screen; ``read`` (the numbers the conditions read) follows them, and every number
+    measured sits in a collapsed section below."""
 
     claim: str
     rows: list[dict]  # one per seed: {"seed", <number>..., <condition>: bool, "holds": bool}
     conditions: list[str]
     required: int  # seeds in which the claim must hold
+    read: list[str] = field(default_factory=list)  # numbers the conditions read, in order
 
     @property
     def holds_in(self) -> int:
@@ -102,27 +107,50 @@ class Verdict:
         return (f"{word}: in {self.holds_in} of {len(self.rows)} seeds "
                 f"(required {self.required})")
 
-    def _columns(self) -> list[str]:
-        cols = [k for k in self.rows[0] if k not in ("holds",)] if self.rows else []
-        return cols + ["holds"]
+    @property
+    def numbers(self) -> list[str]:
+        """Every number measured per seed (not a condition, the seed or the verdict)."""
+        skip = {"seed", "holds", *self.conditions}
+        return [k for k in (self.rows[0] if self.rows else {}) if k not in skip]
+
+    def by_seed(self, names: Sequence[str], head: str) -> list[dict]:
+        """``names`` as rows, one column per seed: ``[{head: name, "seed 0": value, ...}]``."""
+        return [{head: name, **{f"seed {r['seed']}": r.get(name) for r in self.rows}}
+                for name in names]
 
     def __str__(self) -> str:
-        cols = self._columns()
-        lines = [self.claim, " | ".join(cols)]
-        lines += [" | ".join(_fmt(r.get(c)) for c in cols) for r in self.rows]
-        return "\n".join([*lines, self.summary])
+        def lines(names: Sequence[str]) -> list[str]:
+            return [f"  {name}: " + " | ".join(_fmt(r.get(name)) for r in self.rows)
+                    for name in names]
+
+        seeds = " | ".join(f"seed {r['seed']}" for r in self.rows)
+        return "\n".join([self.claim, f"conditions ({seeds}):",
+                          *lines([*self.conditions, "holds"]), "numbers:",
+                          *lines(self.read or self.numbers), self.summary])
 
     def _repr_html_(self) -> str:
         color = "#1a7f37" if self.passed else "#b00020"
+        left = {"condition": "text-align:left", "number": "text-align:left"}
+        short = self.by_seed([*self.conditions, "holds", *self.read], "condition")
+        full = rows_html(self.by_seed(self.numbers, "number"), style=left)
         return (f"<p><b>Claim.</b> {html.escape(self.claim)}</p>"
-                + rows_html(self.rows, columns=self._columns())
-                + f"<p style='color:{color}'><b>{html.escape(self.summary)}</b></p>")
+                f"<p style='color:{color}'><b>{html.escape(self.summary)}</b></p>"
+                + rows_html(short, _verdict_cell, style=left)
+                + f"<details><summary>All {len(self.numbers)} numbers measured, per seed"
+                  f"</summary>{full}</details>")
 
     def assert_holds(self) -> Verdict:
         """Raise AssertionError with the whole table if the claim does not hold."""
         if not self.passed:
             raise AssertionError(str(self))
         return self
+
+
+def _verdict_cell(v: Any) -> str:
+    """A condition's outcome coloured (yes green, NO red); anything else as ``cell_html``."""
+    if isinstance(v, bool):
+        return f"<b style='color:{'#1a7f37' if v else '#b00020'}'>{_fmt(v)}</b>"
+    return cell_html(v)
 
 
 @dataclass
@@ -150,13 +178,34 @@ class LabResult:
         return [{"seed": s, **self.lab.measure(self.by_seed(s))} for s in self.seeds]
 
     def check(self) -> Verdict:
-        rows, names = [], []
+        rows, names, read = [], [], {}
         for m in self.numbers():
-            conds = self.lab.conditions(m)
+            seen = _Reads(m)
+            conds = self.lab.conditions(seen)
             names = list(conds)
+            read.update(dict.fromkeys(seen.read))
             rows.append({**m, **conds, "holds": all(conds.values())})
         required = self.lab.required_seeds or len(self.seeds)
-        return Verdict(self.lab.claim, rows, names, min(required, len(self.seeds)))
+        return Verdict(self.lab.claim, rows, names, min(required, len(self.seeds)),
+                       read=list(read))
+
+
+class _Reads(dict):
+    """One seed's numbers that note which of them the conditions read (the verdict shows
+    those beside the conditions, the rest folded away)."""
+
+    def __init__(self, numbers: Mapping[str, Any]) -> None:
+        super().__init__(numbers)
+        self.read: list[str] = []
+
+    def __getitem__(self, key: str) -> Any:
+        self.read.append(key)
+        return super().__getitem__(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if key in self:
+            self.read.append(key)
+        return super().get(key, default)
 
 
 # -- the lab ---------------------------------------------------------------------------------

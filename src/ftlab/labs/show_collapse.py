@@ -28,8 +28,11 @@ def side_by_side(run: Run, types: Sequence[str] = SHOWN_TYPES, *, width: int = 2
                   f"{run.config.train.learning_rate:g})")
 
     def answer(r: dict) -> Html:
+        # word-break:normal undoes JupyterLab's output <pre> rule (break-all), which split
+        # words anywhere ("mysteriou s"); a word longer than the column still wraps
         return Html(
-            f"<pre style='white-space:pre-wrap;width:{width}px'>{html.escape(r['answer'])}</pre>"
+            f"<pre style='white-space:pre-wrap;word-break:normal;overflow-wrap:anywhere;"
+            f"width:{width}px'>{html.escape(r['answer'])}</pre>"
             f"<b style='color:{'#1a7f37' if r['passed'] else '#b00020'}'>"
             f"{'passes' if r['passed'] else 'fails'}</b>"
             + (f" · training form ({r['training_form']})" if r["training_form"] else ""))

@@ -18,6 +18,7 @@ from typing import Any
 import ipywidgets as w
 
 from ..config import ALIASES, DataConfig, EvalConfig, RLConfig, RunConfig, TrainConfig
+from ..data.tasks import TASKS
 from ..errors import ConfigError
 from ..knobs import check_value, knobs_of
 from ..methods import METHODS
@@ -51,10 +52,22 @@ TEACHING_RANGES: dict[str, tuple[float, float]] = {
     "rl.fact_fraction": (0.0, 1.0),
 }
 
+# What a knob is called beside its widget (the notebooks' prose uses the same words); short
+# enough for the 140 px label column. Unlisted knobs show their field name.
 LABELS = {"train.learning_rate": "learning rate", "train.max_steps": "steps",
           "data.size": "dataset size", "method.r": "LoRA rank r",
           "method.alpha": "LoRA alpha", "method.num_virtual_tokens": "virtual tokens",
-          "eval.early_stopping_patience": "patience", "eval.every": "eval every"}
+          "eval.early_stopping_patience": "patience", "eval.every": "eval every",
+          "data.mix_share": "mix share", "rl.kl": "KL coefficient β",
+          "rl.max_completion_length": "max answer tokens", "rl.reward": "proxy reward",
+          "rl.labeller_p_longer": "P(prefers longer)", "rl.length_penalty": "length penalty",
+          "rl.generations": "answers / question", "data.task": "task"}
+
+# Knobs a free-text field would let a learner mistype: offered as their allowed values.
+CHOICES: dict[str, tuple[str, ...]] = {"data.task": tuple(TASKS)}
+
+# A knob shown only while another knob has the value that uses it.
+APPLIES: dict[str, tuple[str, Any]] = {"rl.labeller_p_longer": ("rl.reward", "learned")}
 
 _SECTIONS = {"data": DataConfig, "train": TrainConfig, "eval": EvalConfig, "rl": RLConfig}
 
@@ -225,11 +238,11 @@ def make_knob(path: str, meta: dict, value: Any,
     """Build the input widget a knob deserves: dropdown, checkbox, (log) slider or field."""
     label = LABELS.get(path, path.rsplit(".", 1)[-1].replace("_", " "))
     common = {"description": label, "tooltip": meta.get("help", ""),
-              "style": {"description_width": "120px"},
+              "style": {"description_width": "140px"},
               "layout": w.Layout(width="360px")}
     if value is None:
         value = meta.get("default")
-    choices = meta.get("choices")
+    choices = meta.get("choices") or CHOICES.get(path)
     if choices and set(choices) == {True, False}:
         return Knob(path, meta, guarded(w.Checkbox)(value=bool(value), indent=False,
                                                     **common))

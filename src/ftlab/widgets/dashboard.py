@@ -12,7 +12,8 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .figures import Throttle, new_figure, sync_state
+from .figures import Throttle, legend_of, new_figure, step_ticks, sync_state
+from .labels import is_share, metric_label
 
 Points = dict[str, tuple[list[float], list[float]]]
 
@@ -33,30 +34,44 @@ class Dashboard:
     ``{"panel title": ["metric", ...]}`` (several metrics share a panel, e.g. proxy and
     gold reward). A name is looked up in ``EvalLogged.metrics`` (evaluators) and in
     ``StepLogged.metrics`` (per-step numbers: an RL run's ``rl.proxy``, ``rl.gold``, …).
-    A policy run has no validation loss (NaN): nothing is drawn for it.
+    A policy run has no validation loss (NaN) and its training loss is GRPO's, which means
+    nothing to a learner: ``losses=False`` leaves the loss panel out.
+    Legends and axes use the names a learner reads (``ftlab.widgets.labels``).
     """
 
     def __init__(self, metrics: Iterable[str] | Mapping[str, Iterable[str]] | None = None,
-                 title: str = "loss", throttle_s: float = 0.25) -> None:
+                 title: str = "loss", throttle_s: float = 0.25, *,
+                 losses: bool = True) -> None:
         if isinstance(metrics, Mapping):
             panels = {t: list(names) for t, names in metrics.items()}
         else:
-            panels = {m: [m] for m in (metrics or [])}
+            panels = {metric_label(m): [m] for m in (metrics or [])}
         self.panels = panels
         self.title = title
-        self.figure = new_figure(rows=1 + len(panels), titles=[title, *panels])
+        rows = ({title: ["train loss", "val loss"]} if losses else {}) | panels
+        self.figure = new_figure(rows=max(1, len(rows)), titles=list(rows),
+                                 y_titles=[_y_title(t) for t in rows])
         self._lock = threading.Lock()
         self._throttle = Throttle(throttle_s)
         self._data: Points = {}
         self._trace_index: dict[str, int] = {}
-        self._add_trace("train loss", row=1, mode="lines", color="#1f77b4")
-        self._add_trace("val loss", row=1, mode="lines+markers", color="#d62728")
-        self._add_trace("best", row=1, mode="markers", color="#2ca02c",
-                        marker={"symbol": "star", "size": 13})
-        for i, names in enumerate(panels.values(), start=2):
+        if losses:
+            self._add_trace("train loss", row=1, mode="lines", color="#1f77b4")
+            self._add_trace("best", row=1, mode="markers", color="#2ca02c",
+                            marker={"symbol": "star-open", "size": 17,
+                                    "line": {"width": 2, "color": "#2ca02c"}})
+            self._add_trace("val loss", row=1, mode="lines+markers", color="#d62728")
+        for i, names in enumerate(panels.values(), start=1 + losses):
             for name in names:
                 self._add_trace(name, row=i, mode="lines+markers")
+            if all(is_share(n) for n in names):
+                self.figure.update_yaxes(range=[-0.03, 1.03], row=i, col=1)
         sync_state(self.figure)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """``{metric: the name its legend entry shows}`` for every line of the figure."""
+        return {name: self.figure.data[i].name for name, i in self._trace_index.items()}
 
     # -- building -------------------------------------------------------------------
     def _add_trace(self, name: str, row: int, mode: str, color: str | None = None,
@@ -64,7 +79,7 @@ class Dashboard:
         import plotly.graph_objects as go
 
         self.figure.add_trace(
-            go.Scatter(x=[], y=[], name=name, mode=mode,
+            go.Scatter(x=[], y=[], name=metric_label(name), mode=mode, legend=legend_of(row),
                        line={"color": color} if color else None,
                        marker=marker or ({"color": color} if color else None)),
             row=row, col=1)
@@ -78,11 +93,14 @@ class Dashboard:
         kind = e.get("kind")
         if kind == "start":
             self.reset()
+            with self.figure.batch_update():
+                self.figure.update_xaxes(**step_ticks(e.get("total_steps") or 1))
+            sync_state(self.figure)
             return
         with self._lock:
-            if kind == "step":
+            if kind == "step" and "train loss" in self._data:
                 self._append("train loss", e["step"], e["loss"])
-            elif kind == "eval" and _finite(e.get("val_loss")):
+            elif kind == "eval" and _finite(e.get("val_loss")) and "val loss" in self._data:
                 self._append("val loss", e["step"], e["val_loss"])
                 self._data["best"] = ([e["best_step"]], [e["best_val_loss"]])
             if kind in ("step", "eval"):
@@ -133,3 +151,8 @@ class Dashboard:
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict:
         return self.figure._repr_mimebundle_(**kwargs)
+
+
+def _y_title(panel: str) -> str:
+    """A panel title without its parenthesis, as its y-axis title ("completion length")."""
+    return panel.split(" (")[0]

@@ -20,19 +20,43 @@ import time
 
 import plotly.graph_objects as go
 
+LEGEND_PX = 240  # right margin that holds each panel's legend, beside its lines
 
-def new_figure(rows: int = 1, titles: list[str] | None = None,
-               height: int = 320) -> go.FigureWidget:
-    """An empty FigureWidget with ``rows`` stacked panels sharing the step axis."""
+
+def new_figure(rows: int = 1, titles: list[str] | None = None, height: int = 320,
+               y_titles: list[str] | None = None) -> go.FigureWidget:
+    """An empty FigureWidget with ``rows`` stacked panels sharing the step axis.
+
+    Every panel shows its step ticks and titles its axes, and has its own legend to its
+    right (``legend``, ``legend2``, ...: a trace names it with ``legend=legend_of(row)``),
+    so a line's name sits beside the line rather than below the last panel."""
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.12 / rows,
-                        subplot_titles=titles)
-    fig.update_layout(height=height + 200 * (rows - 1), width=760, template="plotly_white",
-                      margin={"l": 60, "r": 20, "t": 40, "b": 40},
-                      legend={"orientation": "h", "y": -0.15 if rows == 1 else -0.06})
-    fig.update_xaxes(title_text="step", row=rows, col=1)
+    total = height + 230 * (rows - 1)
+    fig = make_subplots(rows=rows, cols=1, shared_xaxes=True,
+                        vertical_spacing=min(0.3, 95 / total), subplot_titles=titles)
+    fig.update_layout(height=total, width=760, template="plotly_white",
+                      margin={"l": 70, "r": LEGEND_PX, "t": 40, "b": 50})
+    for row in range(1, rows + 1):
+        top = fig.get_subplot(row, 1).yaxis.domain[1]
+        fig.update_layout({legend_of(row): {"x": 1.02, "xanchor": "left", "y": top,
+                                            "yanchor": "top", "font": {"size": 11}}})
+        fig.update_yaxes(title_text=(y_titles or [""] * rows)[row - 1], row=row, col=1)
+    fig.update_xaxes(title_text="step", showticklabels=True, rangemode="tozero")
     return go.FigureWidget(fig)
+
+
+def legend_of(row: int) -> str:
+    """The layout key of a panel's own legend (plotly numbers them from the second)."""
+    return "legend" if row == 1 else f"legend{row}"
+
+
+def step_ticks(total: int) -> dict:
+    """The step axis of a run of ``total`` steps: whole steps only (no 0.5, 1.5 early in a
+    run) and the whole run in view from its start."""
+    dtick = next(d for d in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000)
+                 if total / d <= 10) if total <= 100_000 else None
+    return {"range": [0, max(total, 1)], "tick0": 0, "dtick": dtick, "autorange": False}
 
 
 def sync_state(fig: go.FigureWidget) -> None:

@@ -28,8 +28,18 @@ from ..engine import Evaluator, StopFlag, TrainResult, train
 from ..errors import ConfigError, FtlabError
 from ..knobs import unknown_knob
 from ..methods import METHODS, method_config
-from .controls import Knob, config_value, guarded, knob_meta, knob_path, make_knob, not_applied
+from .controls import (
+    APPLIES,
+    Knob,
+    config_value,
+    guarded,
+    knob_meta,
+    knob_path,
+    make_knob,
+    not_applied,
+)
 from .dashboard import Dashboard, as_dict
+from .labels import metric_label
 from .samples import SamplesView
 
 DEFAULT_KNOBS = ("lr", "steps", "size", "r", "num_virtual_tokens")
@@ -52,7 +62,8 @@ class ControlPanel:
     a mapping gives a knob its slider range (``{"lr": (1e-4, 1e-1), "steps": None}``).
     Method knobs (``r``, ``num_virtual_tokens``) show only while the chosen method has them.
     ``metrics`` adds dashboard panels for numbers that ``evaluators`` report.
-    ``reuse=True`` shows an identical earlier run from its folder instead of training.
+    ``reuse=True`` shows an identical earlier run from its folder instead of training (and
+    says so); its "train again" box trains anyway.
     """
 
     def __init__(self, config: RunConfig | None = None,
@@ -85,12 +96,17 @@ class ControlPanel:
         self._t0 = 0.0
         self._updating = False
         self._refused: str | None = None  # the knob whose refused value the message shows
+        self._evals: list[dict] = []  # this run's evaluations so far (the status quotes them)
+        self._steps: list[dict] = []  # ... and its steps (quoted when nothing is evaluated)
+        self._started_at = 0.0  # when the run's start event came
+        self._measure_s: float | None = None  # how long measuring the base model took
+        self._ended = ""  # the end of the status line of the run that ended last
 
         names = list(methods or METHODS)
         if self.base.method.name not in names:
             names.insert(0, self.base.method.name)
         self.method = guarded(w.Dropdown)(options=names, value=self.base.method.name,
-                                 description="method", style={"description_width": "120px"},
+                                 description="method", style={"description_width": "140px"},
                                  tooltip="Which parameters are trained: " + "; ".join(
                                      f"{n}: {METHODS[n].summary}" for n in names),
                                  layout=w.Layout(width="360px"), disabled=len(names) == 1)
@@ -110,6 +126,11 @@ class ControlPanel:
                                     disabled=True,
                                     tooltip="End the run after the current step; it is saved "
                                     "as 'stopped'.")
+        self.train_again = w.Checkbox(
+            value=False, description="train again", indent=False,
+            layout=w.Layout(width="110px", display=None if reuse else "none"),
+            tooltip="Train even when a run with these settings is in the run cache (else it "
+            "is loaded and replayed in a moment).")
         self.run_button.on_click(lambda _b: self.start())
         self.stop_button.on_click(lambda _b: self.stop())
         self.progress = w.IntProgress(value=0, min=0, max=shown.train.max_steps or 1,
@@ -118,21 +139,22 @@ class ControlPanel:
         self.elapsed = w.Label("")
         self.message = w.HTML(layout=w.Layout(display="none"))
         self.header = w.HTML()
-        self.dashboard = Dashboard(metrics=metrics)
-        self.samples = SamplesView() if samples else None
+        self.dashboard = Dashboard(metrics=metrics, losses=self.base.rl is None)
+        self.samples = SamplesView(kept=shown.eval.samples) if samples else None
 
+        for knob in self.knobs.values():
+            if knob.path in (rule[0] for rule in APPLIES.values()):
+                knob.widget.observe(lambda _c: self._refresh_visibility(), names="value")
         controls = [self.method, *[k.widget for k in self.knobs.values()]]
         grid = w.GridBox(controls, layout=w.Layout(
             grid_template_columns="repeat(2, 370px)", grid_gap="2px 10px"))
         parts: list[w.Widget] = [
             self.header, grid,
-            w.HBox([self.run_button, self.stop_button, self.progress, self.elapsed],
-                   layout=w.Layout(align_items="center")),
+            w.HBox([self.run_button, self.stop_button, self.train_again, self.progress,
+                    self.elapsed], layout=w.Layout(align_items="center")),
             self.status, self.message, self.dashboard.figure]
         if self.samples is not None:
-            parts += [w.HTML("<b>Samples</b>: the same validation prompts, answered by the "
-                             "base model (before) and the trained one (after)."),
-                      self.samples.widget]
+            parts.append(self.samples.widget)
         self.widget = w.VBox(parts, layout=w.Layout(width="780px"))
         self._title = title
         self._refresh_visibility()
@@ -258,9 +280,13 @@ class ControlPanel:
 
     def _refresh_visibility(self) -> None:
         own = {f.name for f in dataclasses.fields(METHODS[self.method.value])}
+        values = {k.path: k.get() for k in self.knobs.values()}
         for k in self.knobs.values():
             if k.is_method_knob:
                 k.widget.layout.display = None if k.name in own else "none"
+            elif k.path in APPLIES:  # shown only where the knob it depends on uses it
+                on, wanted = APPLIES[k.path]
+                k.widget.layout.display = None if values.get(on, wanted) == wanted else "none"
         cls = METHODS[self.method.value]
         shown = {k.path for k in self.knobs.values()}
         preset = ", ".join(f"{key.split('.')[1]} {config_value(self._shown, key)}"
@@ -303,6 +329,7 @@ class ControlPanel:
             self._show_config(cfg)
             self.config = cfg
             self.result, self.error, self.run_dir = None, None, None
+            self._evals, self._steps, self._measure_s, self._ended = [], [], None, ""
             self._stop = StopFlag()
             self._done.clear()
         self._t0 = time.monotonic()
@@ -321,7 +348,12 @@ class ControlPanel:
         try:
             self.result = train(cfg, on_event=listeners, stop=self._stop,
                                 evaluators=self.evaluators, runs_dir=self.runs_dir,
-                                progress=False, reuse=self.reuse)
+                                progress=False, reuse=self.reuse and not self.train_again.value)
+            if self.result.from_cache:
+                self._set_status(self.result.status, (
+                    f"<b>loaded from the run cache</b> in {time.monotonic() - self._t0:.1f} s: "
+                    "these settings ran before, so nothing was trained; change a knob, or "
+                    f"tick 'train again'. That run: {self._ended}"))
         except BaseException as e:  # noqa: BLE001 - shown in the panel, re-raised by wait()
             self.error = e
             self.state = "failed"
@@ -347,7 +379,18 @@ class ControlPanel:
             return
         self._stop.set()
         self.stop_button.disabled = True
-        self._set_status("running", "Stopping after the current step…")
+        self._set_status("running", f"Stopping: the step in progress ends first, then "
+                         f"{self._closing_measure()}…")
+
+    def _closing_measure(self) -> str:
+        """What a stopped run still does, and why it takes as long as it does."""
+        measured = (["validation loss"] if self.base.rl is None else []) + list(
+            self.evaluators or {})
+        what = ", ".join(measured) or "nothing to measure"
+        took = (f"about {self._measure_s:.0f} s, as measuring the base model took"
+                if self._measure_s is not None else "as long as measuring the base model")
+        return (f"the model it ends with is measured once more ({what}"
+                f"; {took}), so the run's folder holds its final numbers")
 
     def wait(self, timeout: float | None = None) -> TrainResult | None:
         """Block until the run ends; return its result or raise its error.
@@ -386,19 +429,29 @@ class ControlPanel:
         if kind == "start":
             self.run_dir = e["run_dir"]
             self.progress.max = e["total_steps"]
+            self._started_at = time.monotonic()
             self._set_status("running", "Step 0: measuring the base model before training…")
         elif kind == "step":
             self.progress.value = e["step"]
-            stopping = " · stopping…" if self._stop.is_set() else ""
-            m = e.get("metrics") or {}
-            rl = (f" · proxy {m['rl.proxy']:.3f} · gold {m['rl.gold']:.3f}"
-                  if "rl.proxy" in m and "rl.gold" in m else "")  # a policy (RL) run
-            self._set_status("running", f"step {e['step']}/{e['total_steps']} · train loss "
-                             f"{e['loss']:.3f}{rl} · {e['elapsed_s']:.1f} s{stopping}")
-        elif kind == "eval" and e["step"] > 0 and math.isfinite(e["val_loss"]):
-            self._set_status("running", f"step {e['step']}: validation loss "
-                             f"{e['val_loss']:.3f} (best {e['best_val_loss']:.3f} at step "
-                             f"{e['best_step']})")
+            self._steps.append(e)
+            if self._stop.is_set():
+                self._set_status("running", f"Stopped after step {e['step']}: "
+                                 f"{self._closing_measure()}…")
+                return
+            loss = f" · train loss {e['loss']:.3f}" if self.base.rl is None else ""
+            sampled = self._quoted(e.get("metrics") or {})  # a policy run: its sampled answers
+            self._set_status("running", f"step {e['step']}/{e['total_steps']}{loss}"
+                             f"{' · this step: ' + sampled if sampled else ''}"
+                             f" · {e['elapsed_s']:.1f} s")
+        elif kind == "eval":
+            self._evals.append(e)
+            if len(self._evals) == 1:
+                self._measure_s = time.monotonic() - self._started_at
+            elif not self._stop.is_set():
+                val = (f"validation loss {e['val_loss']:.3f} (best {e['best_val_loss']:.3f} at "
+                       f"step {e['best_step']})" if math.isfinite(e["val_loss"]) else "")
+                self._set_status("running", f"step {e['step']}: "
+                                 + " · ".join(filter(None, [val, self._changes(self._evals)])))
         elif kind == "end":
             self.state = e["status"]
             f = e.get("final") or {}
@@ -410,13 +463,33 @@ class ControlPanel:
                      "best weights restored)"}.get(e["status"], e["status"])
             val = f.get("final_val_loss")
             first = f.get("first_val_loss")
-            loss = (f" · validation loss {first:.3f} → {val:.3f}"
+            loss = (f"validation loss {first:.3f} → {val:.3f}"
                     if isinstance(val, float) and isinstance(first, float) else "")
-            if isinstance(f.get("first_proxy"), float) and isinstance(f.get("last_gold"), float):
-                loss = (f" · proxy {f['first_proxy']:.3f} → {f['last_proxy']:.3f} · gold "
-                        f"{f['first_gold']:.3f} → {f['last_gold']:.3f}")  # a policy run
-            self._set_status(e["status"], f"<b>{words}</b> at step {e['step']}{loss} · "
-                             f"{f.get('wall_s', 0):.1f} s{where}")
+            changes = " · ".join(filter(None, [loss, self._changes(self._evals)
+                                               or self._changes(self._steps)]))
+            self._ended = (f"<b>{words}</b> at step {e['step']}"
+                           f"{' · ' + changes if changes else ''} · "
+                           f"{f.get('wall_s', 0):.1f} s{where}")
+            self._set_status(e["status"], self._ended)
+
+    def _plotted(self) -> list[str]:
+        return [n for names in self.dashboard.panels.values() for n in names]
+
+    def _quoted(self, metrics: Mapping[str, Any]) -> str:
+        """The plotted numbers among ``metrics``, by the names the legend shows."""
+        return " · ".join(f"{metric_label(n)} {metrics[n]:.3g}" for n in self._plotted()
+                          if isinstance(metrics.get(n), (int, float)))
+
+    def _changes(self, records: Sequence[dict]) -> str:
+        """Each plotted number, first record → latest. Given the evaluations, the view the
+        lesson reads (a policy run's held-out answers, not its per-step samples)."""
+        if len(records) < 2:
+            return ""
+        first, last = records[0].get("metrics") or {}, records[-1].get("metrics") or {}
+        return " · ".join(f"{metric_label(n)} {first[n]:.3g} → {last[n]:.3g}"
+                          for n in self._plotted()
+                          if isinstance(first.get(n), (int, float))
+                          and isinstance(last.get(n), (int, float)))
 
     # -- showing ----------------------------------------------------------------------
     def _set_status(self, state: str, text: str) -> None:
