@@ -5,11 +5,11 @@ VENV  ?= .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: lab test install lint bench clean student
+.PHONY: lab test install lint bench clean student class class-install
 
 $(STAMP): pyproject.toml scripts/install.sh
 	python3 -m venv $(VENV)
-	scripts/install.sh $(PY) lab,test
+	scripts/install.sh $(PY) lab,test,class
 	$(PY) -m ftlab prepare
 	touch $(STAMP)
 
@@ -57,6 +57,16 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check conftest.py src tests benchmarks
+
+# A class on one server (as root; docs/instructor.md): install it once into CLASS_ROOT (its own
+# venv, the student notebooks, the shared cache prepared and sealed), then start JupyterHub.
+CLASS_ROOT ?= /srv/ftlab-class
+
+class-install:
+	classroom/install.sh $(CLASS_ROOT)
+
+class:
+	classroom/start.sh $(CLASS_ROOT)
 
 bench: $(STAMP)
 	$(PY) benchmarks/step_overhead.py

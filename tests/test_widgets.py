@@ -6,6 +6,7 @@ fires. The browser tests (tests/browser/) check that the page really shows them.
 
 from __future__ import annotations
 
+import shutil
 import threading
 
 import ipywidgets as w
@@ -202,3 +203,21 @@ def test_compare_view_overlays_runs_from_their_folders(two_runs):
     assert "prompt" in view.table.value and "completed" in view.table.value
     dash = Dashboard().show(load_run(two_runs[1].run_dir))
     assert dash.points["train loss"][0] == [1, 2]
+
+
+def test_compare_view_keeps_two_runs_of_the_same_name_from_two_runs_folders(two_runs, tmp_path):
+    """Two students' runs folders may each hold a run folder of the same name: both shown."""
+    name = two_runs[0].run_dir.name
+    for student in ("ana", "ben"):
+        shutil.copytree(two_runs[0].run_dir, tmp_path / student / name)
+    view = CompareView(runs_dir=tmp_path / "ana")
+    assert [label for label, _ in view.picker.options] == [f"{name}  [completed]"]
+    view.select([tmp_path / "ana" / name, tmp_path / "ben" / name])
+    assert len(view.selected) == 2 and len(view.figure.data) == 4
+    assert [r["run"] for r in view.rows] == [f"ana/{name}", f"ben/{name}"]
+    assert sorted(label for label, _ in view.picker.options) == [
+        f"ana/{name}  [completed]", f"ben/{name}  [completed]"]
+    assert "ana/" in view.figure.data[0].name and "ben/" in view.figure.data[2].name
+    view.refresh()  # the picked run from the other folder stays
+    assert [r["run"] for r in view.rows] == [f"ana/{name}", f"ben/{name}"]
+    assert view.select([name]).rows[0]["run"] == f"ana/{name}"  # a bare name still works

@@ -13,7 +13,7 @@ from typing import Any
 
 import ipywidgets as w
 
-from ..runs import Run, compare, list_runs, load_run
+from ..runs import Run, compare, list_runs, load_run, runs_root
 from .figures import new_figure, sync_state
 
 COLUMNS = ("run", "method", "status", "steps", "train_loss", "val_loss", "best_val_loss",
@@ -28,6 +28,11 @@ def _fmt(value: Any) -> str:
     if isinstance(value, int) and value >= 10_000:
         return f"{value:,}"
     return "" if value is None else str(value)
+
+
+def _key(path: str | Path) -> str:
+    """How the view names a run: its folder's full path (two folders may share a name)."""
+    return str(Path(path).resolve())
 
 
 def table_html(rows: list[dict], columns: Iterable[str] = COLUMNS) -> str:
@@ -61,30 +66,53 @@ class CompareView:
         self.refresh()
 
     def refresh(self) -> None:
-        """Re-read the run folders, keeping the current selection."""
-        self._runs = {r.name: r for r in list_runs(self.runs_dir)}
-        keep = [n for n in self.picker.value if n in self._runs]
-        self.picker.options = [(f"{r.name}  [{r.status}]", r.name) for r in self._runs.values()]
+        """Re-read the run folders, keeping the current selection (runs still on disk)."""
+        runs = {_key(r.path): r for r in list_runs(self.runs_dir)}
+        for key in self.picker.value:  # picked from elsewhere (select): kept while they exist
+            if key not in runs and key in self._runs and self._runs[key].path.is_dir():
+                runs[key] = self._runs[key]
+        self._runs = runs
+        keep = [k for k in self.picker.value if k in self._runs]
+        self._set_options()
         self.picker.value = tuple(keep)
         self.draw()
 
     def select(self, runs: Iterable[Any]) -> CompareView:
         """Select runs by name, path or ``Run`` (live from ``train()`` or read back)."""
-        names = []
-        for r in runs:
-            if isinstance(r, Run):
-                name = r.name
-                self._runs.setdefault(name, r)
-            else:
-                p = Path(r)
-                name = p.name
-                if name not in self._runs:
-                    self._runs[name] = load_run(p)
-            names.append(name)
-        self.picker.options = [(f"{r.name}  [{r.status}]", r.name) for r in self._runs.values()]
-        self.picker.value = tuple(names)  # triggers draw()
+        keys = [self._add(r) for r in runs]
+        self._set_options()
+        self.picker.value = tuple(keys)  # triggers draw()
         self.draw()
         return self
+
+    def _add(self, r: Any) -> str:
+        """The key of one run (its folder's path), read from its folder if not known yet.
+
+        Runs are keyed by path, not by folder name: two students' runs may share a name."""
+        if isinstance(r, Run):
+            self._runs.setdefault(_key(r.path), r)
+            return _key(r.path)
+        if len(Path(r).parts) == 1:  # a bare run name: the runs folder's, else a known run
+            mine = runs_root(self.runs_dir) / r
+            named = [k for k, run in self._runs.items() if run.name == str(r)]
+            if named and not mine.is_dir():
+                return named[-1]
+            r = mine if mine.is_dir() else r
+        if _key(r) in self._runs:
+            return _key(r)
+        run = load_run(Path(r))
+        self._runs.setdefault(_key(run.path), run)
+        return _key(run.path)
+
+    def label(self, run: Run) -> str:
+        """The run's folder name, with its parent folder's when runs come from several."""
+        if len({_key(r.path.parent) for r in self._runs.values()}) > 1:
+            return f"{run.path.parent.name}/{run.name}"
+        return run.name
+
+    def _set_options(self) -> None:
+        self.picker.options = [(f"{self.label(r)}  [{r.status}]", k)
+                               for k, r in self._runs.items()]
 
     @property
     def selected(self) -> list[Run]:
@@ -93,7 +121,8 @@ class CompareView:
     @property
     def rows(self) -> list[dict]:
         """One summary row per selected run (``ftlab.runs.compare``)."""
-        return compare(self.selected)
+        runs = self.selected
+        return [dict(row, run=self.label(run)) for run, row in zip(runs, compare(runs))]
 
     def draw(self) -> None:
         import plotly.graph_objects as go
@@ -101,14 +130,16 @@ class CompareView:
         traces = []
         for i, run in enumerate(self.selected):
             color = COLORS[i % len(COLORS)]
-            label = f"{run.config.method.name} · {run.name[-12:]}"
+            prefix = f"{run.path.parent.name}/" if self.label(run) != run.name else ""
+            label = f"{run.config.method.name} · {prefix}{run.name[-12:]}"
+            group = _key(run.path)
             traces.append(go.Scatter(x=[e["step"] for e in run.evals],
                                      y=[e["val_loss"] for e in run.evals], name=label,
                                      mode="lines+markers", line={"color": color},
-                                     legendgroup=run.name))
+                                     legendgroup=group))
             traces.append(go.Scatter(x=[s["step"] for s in run.steps],
                                      y=[s["loss"] for s in run.steps], name=label + " train",
-                                     mode="lines", showlegend=False, legendgroup=run.name,
+                                     mode="lines", showlegend=False, legendgroup=group,
                                      line={"color": color, "dash": "dot", "width": 1}))
         self.figure.data = ()
         if traces:
