@@ -23,6 +23,10 @@ fi
 # The class server's proxy (extra "class"): configurable-http-proxy from npm, beside the
 # environment's Python, where classroom/jupyterhub_config.py looks for it.
 if [[ ",${EXTRAS}," == *,class,* ]]; then
-  PREFIX=$("$PY" -c 'import sys; print(sys.prefix)')
-  npm install -s --no-fund --no-audit --prefix "$PREFIX/share/ftlab-proxy" configurable-http-proxy@5.3.0
+  if command -v npm >/dev/null; then
+    PREFIX=$("$PY" -c 'import sys; print(sys.prefix)')
+    npm install -s --no-fund --no-audit --prefix "$PREFIX/share/ftlab-proxy" configurable-http-proxy@5.3.0
+  else
+    echo "install: npm not found, so the class server's proxy is not installed (only classroom/ needs it: install Node.js and npm, then run this again)"
+  fi
 fi

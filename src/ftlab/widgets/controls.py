@@ -140,8 +140,14 @@ class Knob:
         return None if value == self.off_value else value
 
     def check(self, value: Any) -> None:
-        """Raise ``ConfigError`` if the config would refuse ``value`` (the same check)."""
+        """Raise ``ConfigError`` if the config would refuse ``value`` (the same check), or
+        if the panel's dropdown does not offer it (``CHOICES``)."""
         check_value(self.path, value, self.meta)
+        offered = CHOICES.get(self.path)
+        if offered is not None and value not in offered:
+            raise ConfigError(self.path, value, "one of " + ", ".join(map(repr, offered)),
+                              "The values this panel offers; a file of your own is set "
+                              "with data.path in the config.")
 
     def set(self, value: Any) -> None:
         """Show ``value`` once it passes the knob's check; a slider widens its range
