@@ -16,6 +16,7 @@ from pathlib import Path
 from ..arguments import schedule, trainer_arguments
 from ..config import RunConfig
 from ..data import Splits, corrupt_formats, encode, load_splits
+from ..evaluate.loss import accepts_logits_to_keep, loss_tail
 from ..memory import breakdown
 from ..methods import apply_method
 from ..models import choose_placement, load_model, resolve_source
@@ -44,6 +45,27 @@ def tokenize_splits(config: RunConfig, splits: Splits, tok) -> tuple[list[dict],
     return train, val
 
 
+class Collator:
+    """Right-pads a batch (transformers' ``DataCollatorForSeq2Seq``) and, where the model
+    allows it, adds ``logits_to_keep`` and ``shift_labels`` (``evaluate.loss.loss_tail``):
+    the model's own loss then comes from the logits of the answers' positions only, the
+    same number, without the output layer's work over the prompt (a fifth of the model's
+    work per position; the system prompt alone is 20 tokens)."""
+
+    def __init__(self, tok, tail: bool) -> None:
+        from transformers import DataCollatorForSeq2Seq
+
+        self.pad = DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=-100)
+        self.tail = tail
+
+    def __call__(self, rows: list[dict]) -> dict:
+        batch = self.pad(rows)
+        if self.tail:
+            first, batch["shift_labels"] = loss_tail(batch["labels"])
+            batch["logits_to_keep"] = batch["labels"].shape[1] - first
+        return batch
+
+
 class SupervisedPart(TrainerPart):
     """transformers' ``Trainer`` on batches ftlab tokenized: evaluate at step 0, train, and
     measure again the model the run returns (the best one after early stopping)."""
@@ -66,7 +88,7 @@ class SupervisedPart(TrainerPart):
         return [self.evaluations], [self.early] if self.early else []
 
     def build(self, callbacks, run_dir: Path):
-        from transformers import DataCollatorForSeq2Seq, PrinterCallback, Trainer, TrainingArguments
+        from transformers import PrinterCallback, Trainer, TrainingArguments
 
         cfg, t = self.cfg, self.cfg.train
         args = trainer_arguments(
@@ -74,9 +96,9 @@ class SupervisedPart(TrainerPart):
             batch_size=t.batch_size, learning_rate=t.learning_rate, seed=cfg.seed,
             placement=self.placement, per_device_eval_batch_size=t.batch_size,
             eval_strategy="steps", eval_steps=cfg.eval.every, remove_unused_columns=False,
+            prediction_loss_only=True,
             **schedule(t))
-        collator = DataCollatorForSeq2Seq(self.tokenizer, padding=True,
-                                          label_pad_token_id=-100)
+        collator = Collator(self.tokenizer, tail=accepts_logits_to_keep(self.model))
         trainer = Trainer(model=self.model, args=args, train_dataset=self.train_rows,
                           eval_dataset=self.val_rows, data_collator=collator,
                           callbacks=list(callbacks))

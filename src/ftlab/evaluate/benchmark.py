@@ -22,6 +22,7 @@ from ..data.benchmark import MCItem, load_benchmark
 from ..generation import PROGRESS_DELAY_S, chat_prompt
 from ..models import eval_mode
 from ..threads import share_cpus
+from .loss import logits_from
 from .result import EvalResult, mean, wilson_interval
 
 
@@ -55,9 +56,11 @@ def choice_logprobs(model, tok, items: Sequence[MCItem], *, batch_size: int = 16
                 ids = torch.tensor([f + [pad] * (width - len(f)) for f in full], device=device)
                 mask = torch.tensor([[1] * len(f) + [0] * (width - len(f)) for f in full],
                                     device=device)
-                logits = model(input_ids=ids, attention_mask=mask).logits
+                first = min(len(p) for _, _, p, _ in batch) - 1  # no logits for prompts
+                logits = logits_from(model, ids, mask, first)
                 for row, (i, j, p, c) in enumerate(batch):
-                    pos = torch.arange(len(p) - 1, len(p) + len(c) - 1, device=device)
+                    pos = torch.arange(len(p) - 1 - first, len(p) + len(c) - 1 - first,
+                                       device=device)
                     lp = logits[row, pos].float().log_softmax(-1)
                     target = torch.tensor(c, device=device)
                     out[i][j] = (lp.gather(1, target[:, None]).sum().item(), len(c))
