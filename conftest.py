@@ -3,8 +3,9 @@
 Each test file and each notebook is one unit, run in order by one worker: a notebook's
 cells share one kernel, a file's fixtures are built once. Notebooks that read another
 notebook's runs from the run cache join its unit, so they run after it and find them:
-capability regression reuses the instruction-collapse runs, and the comparison table the
-runs of the five method notebooks. Without pytest-xdist this file changes nothing.
+capability regression reuses the instruction-collapse runs, the comparison table the runs
+of the five method notebooks, and the browser's Run All of the reward lab that lab's runs.
+Without pytest-xdist this file changes nothing.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ Set LAB_URL / VOILA_URL to reuse servers already running.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -23,6 +24,7 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).parent
+COURSE = HERE.parents[1] / "notebooks"
 BIN = Path(sys.executable).parent
 NOTEBOOK = "panel.ipynb"
 TOKEN = "ftlab-test"
@@ -98,13 +100,10 @@ def _server_env(tmp: Path) -> dict:
     return env
 
 
-@pytest.fixture(scope="session")
-def lab_url():
-    """JupyterLab on loopback; the same server serves Notebook 7 under /notebooks/."""
-    if os.environ.get("LAB_URL"):
-        yield os.environ["LAB_URL"]
-        return
-    port, tmp = _free_port(), Path(tempfile.mkdtemp(prefix="ftlab-lab-"))
+def _jupyter_lab(root: Path, env: dict, tmp: Path):
+    """JupyterLab serving ``root`` on loopback (autosave off: never rewrite a notebook);
+    yields its URL and stops it."""
+    port = _free_port()
     settings = tmp / "settings" / "@jupyterlab"
     for plugin, value in {
         "apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False},
@@ -113,10 +112,10 @@ def lab_url():
         path = settings / f"{plugin}.jupyterlab-settings"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(value))
-    env = dict(_server_env(tmp), JUPYTERLAB_SETTINGS_DIR=str(tmp / "settings"),
+    env = dict(env, JUPYTERLAB_SETTINGS_DIR=str(tmp / "settings"),
                JUPYTERLAB_WORKSPACES_DIR=str(tmp / "ws"))
     cmd = [str(BIN / "jupyter"), "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
-           f"--ServerApp.token={TOKEN}", f"--ServerApp.root_dir={HERE}",
+           f"--ServerApp.token={TOKEN}", f"--ServerApp.root_dir={root}",
            "--LabApp.expose_app_in_browser=True", "--LabApp.news_url=None",
            "--JupyterNotebookApp.expose_app_in_browser=True",
            f"--FileCheckpoints.root_dir={tmp / 'checkpoints'}"]  # none in the repo
@@ -141,6 +140,36 @@ def lab_url():
     finally:
         _stop(proc)
         log.close()
+
+
+@pytest.fixture(scope="session")
+def lab_url():
+    """JupyterLab on loopback; the same server serves Notebook 7 under /notebooks/."""
+    if os.environ.get("LAB_URL"):
+        yield os.environ["LAB_URL"]
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="ftlab-lab-"))
+    yield from _jupyter_lab(HERE, _server_env(tmp), tmp)
+
+
+@pytest.fixture(scope="session")
+def course_server():
+    """Start JupyterLab on a copy of the course's notebooks and a given run cache:
+    ``with course_server(runs) as url``. Stopped at the end of the session."""
+    started = []
+
+    @contextlib.contextmanager
+    def start(runs: Path):
+        tmp = Path(tempfile.mkdtemp(prefix="ftlab-course-"))
+        shutil.copytree(COURSE, tmp / "notebooks")
+        server = _jupyter_lab(tmp / "notebooks", dict(_server_env(tmp), FTLAB_RUNS=str(runs)),
+                              tmp)
+        started.append(server)
+        yield next(server)
+
+    yield start
+    for server in started:
+        server.close()  # runs its finally: the server stops
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,8 @@ in that order: a change given to the lab wins under any spelling (``lr``,
 ``train.learning_rate``, ...). ``lab.run(arm, seed)`` and ``lab.sweep(seeds)`` train or load
 from the run cache; ``result.check()`` returns a ``Verdict`` that a notebook prints and
 asserts. Figures and HTML tables live apart (``show_<lab>.py``), all tables written by
-``rows_html``.
+``rows_html``. ``number_names`` gives each measured number the words a learner reads in the
+verdict (``Lab.number_label``); the name in code stays beside them.
 """
 
 from __future__ import annotations
@@ -82,13 +83,15 @@ class Verdict:
 
     Shown condition by condition, one column per seed, so the pass/fail a learner reads fits
     any screen; ``read`` (the numbers the conditions read) follows them, and every number
-    measured sits in a collapsed section below."""
+    measured sits in a collapsed section below. Numbers show by the words in ``labels``
+    (``Lab.number_label``: what the course calls them), their names in code beside them."""
 
     claim: str
     rows: list[dict]  # one per seed: {"seed", <number>..., <condition>: bool, "holds": bool}
     conditions: list[str]
     required: int  # seeds in which the claim must hold
     read: list[str] = field(default_factory=list)  # numbers the conditions read, in order
+    labels: dict[str, str] = field(default_factory=dict)  # number -> words (``Lab.number_label``)
 
     @property
     def holds_in(self) -> int:
@@ -113,26 +116,49 @@ class Verdict:
         skip = {"seed", "holds", *self.conditions}
         return [k for k in (self.rows[0] if self.rows else {}) if k not in skip]
 
+    def _per_seed(self, name: str) -> dict[str, Any]:
+        return {f"seed {r['seed']}": r.get(name) for r in self.rows}
+
     def by_seed(self, names: Sequence[str], head: str) -> list[dict]:
         """``names`` as rows, one column per seed: ``[{head: name, "seed 0": value, ...}]``."""
-        return [{head: name, **{f"seed {r['seed']}": r.get(name) for r in self.rows}}
-                for name in names]
+        return [{head: name, **self._per_seed(name)} for name in names]
+
+    def label(self, name: str) -> str:
+        """The words a learner reads for a number (its name in code when none are declared)."""
+        return self.labels.get(name, name)
+
+    def _named(self, name: str) -> str:
+        """A number's words, then its name in code in brackets (plain text, for ``str``)."""
+        words = self.label(name)
+        return name if words == name else f"{words} ({name})"
+
+    def _named_html(self, name: str) -> Html | str:
+        """A number's words as a cell, its name in code as the hover title."""
+        words = self.label(name)
+        if words == name:
+            return name
+        return Html(f"<span title='{html.escape(name, quote=True)}'>"
+                    f"{html.escape(words)}</span>")
 
     def __str__(self) -> str:
-        def lines(names: Sequence[str]) -> list[str]:
-            return [f"  {name}: " + " | ".join(_fmt(r.get(name)) for r in self.rows)
+        def lines(names: Sequence[str], show=str) -> list[str]:
+            return [f"  {show(name)}: " + " | ".join(_fmt(r.get(name)) for r in self.rows)
                     for name in names]
 
         seeds = " | ".join(f"seed {r['seed']}" for r in self.rows)
         return "\n".join([self.claim, f"conditions ({seeds}):",
                           *lines([*self.conditions, "holds"]), "numbers:",
-                          *lines(self.read or self.numbers), self.summary])
+                          *lines(self.read or self.numbers, self._named), self.summary])
 
     def _repr_html_(self) -> str:
         color = "#1a7f37" if self.passed else "#b00020"
-        left = {"condition": "text-align:left", "number": "text-align:left"}
-        short = self.by_seed([*self.conditions, "holds", *self.read], "condition")
-        full = rows_html(self.by_seed(self.numbers, "number"), style=left)
+        left = {"condition": "text-align:left", "number": "text-align:left",
+                "name in code": "text-align:left"}
+        short = (self.by_seed([*self.conditions, "holds"], "condition")
+                 + [{"condition": self._named_html(n), **self._per_seed(n)} for n in self.read])
+        full = rows_html([{"number": self.label(n),
+                           "name in code": Html(f"<code>{html.escape(n)}</code>"),
+                           **self._per_seed(n)} for n in self.numbers], style=left)
         return (f"<p><b>Claim.</b> {html.escape(self.claim)}</p>"
                 f"<p style='color:{color}'><b>{html.escape(self.summary)}</b></p>"
                 + rows_html(short, _verdict_cell, style=left)
@@ -178,16 +204,17 @@ class LabResult:
         return [{"seed": s, **self.lab.measure(self.by_seed(s))} for s in self.seeds]
 
     def check(self) -> Verdict:
-        rows, names, read = [], [], {}
+        rows, names, read, labels = [], [], {}, {}
         for m in self.numbers():
             seen = _Reads(m)
             conds = self.lab.conditions(seen)
             names = list(conds)
             read.update(dict.fromkeys(seen.read))
+            labels.update({k: self.lab.number_label(k) for k in m if k != "seed"})
             rows.append({**m, **conds, "holds": all(conds.values())})
         required = self.lab.required_seeds or len(self.seeds)
         return Verdict(self.lab.claim, rows, names, min(required, len(self.seeds)),
-                       read=list(read))
+                       read=list(read), labels=labels)
 
 
 class _Reads(dict):
@@ -239,6 +266,10 @@ class Lab:
     seeds: ClassVar[tuple[int, ...]] = (0, 1, 2)
     required_seeds: ClassVar[int | None] = None  # None: every seed swept
     sweep_more: ClassVar[bool] = True  # ``sweep()`` runs the extra arms unless more=False
+    # The words a learner reads for a measured number, by its name without the arm prefix
+    # (``"drop_ci_low"`` names every ``"<arm>.drop_ci_low"``) or by its full name (one
+    # without an arm prefix, or one arm's number worded apart): see ``number_label``.
+    number_names: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, runs_dir: str | Path | None = None, **changes: Any) -> None:
         """``changes`` apply to every arm, after the preset's and the arm's own (e.g.
@@ -320,6 +351,18 @@ class Lab:
                             runs_dir=self.runs_dir, **kwargs)
 
     # -- the lesson ---------------------------------------------------------------------
+    def number_label(self, name: str) -> str:
+        """What a learner reads for the measured number ``name``: its full name's entry in
+        ``number_names``, else for ``"<arm>.<rest>"`` (``<arm>`` one of this lab's arms)
+        ``"<arm>: <words for rest>"``, else ``name`` itself (nothing declared)."""
+        names = type(self).number_names
+        if name in names:
+            return names[name]
+        arm, dot, rest = name.partition(".")
+        if dot and arm in self.arms and rest in names:
+            return f"{arm}: {names[rest]}"
+        return name
+
     def measure(self, runs: dict[str, Run]) -> dict[str, float]:
         """The numbers of one seed's runs (by arm) that the claim is about."""
         raise NotImplementedError

@@ -144,6 +144,18 @@ class Collapse(NarrowFinetune):
              f"keeps at least {MOST:.0%} of the base pass rate.")
     metrics = {"probe pass rate (live subset)": ["probes.live"],
                "answers in the training form (live subset)": ["probes.live_training_form"]}
+    number_names = {  # ``probe_numbers``, each arm's
+        "probes_before": "probe pass rate before training",
+        "probes": "probe pass rate after training",
+        "drop": "drop in pass rate (paired, probe by probe)",
+        "drop_ci_low": "drop in pass rate, 95% interval, low end",
+        "drop_ci_high": "drop in pass rate, 95% interval, high end",
+        "form_before": "training form before (share of probes)",
+        "form": "training form after (share of probes)",
+        "words": "words per answer after training",
+        "task_before": "task score before training",
+        "task": "task score after training",
+    }
 
     arm_numbers = staticmethod(probe_numbers)
 

@@ -192,6 +192,13 @@ class FormatMismatch(Lab):
              "steps": (2, 200), "lr": (1e-5, 1e-1)}
     metrics = {"format validity (held-out answers)": ["format.score", "format.stops",
                                                       "format.clean"]}
+    number_names = {  # each arm's numbers, on the held-out answers at the end of training
+        "valid": "valid format (share of answers)",
+        "stops": "stops within the budget (share of answers)",
+        "clean": "no stray markers (share of answers)",
+        "end_prob": "P(<|im_end|>) after a correct answer",
+        "base.valid": "base model: valid format (share of answers)",
+    }
 
     # -- the lesson ---------------------------------------------------------------------
     def measure(self, runs) -> dict[str, float]:

@@ -57,6 +57,11 @@ class MethodsLab(Lab):
     knobs = ("lr", "steps", "batch_size", "size")
     metrics = {"task score (held-out rows)": ["task.score"],
                "broad benchmark (forgetting)": ["bench.score"]}
+    number_names = {
+        "share_%": "parameters trained (% of the model)",
+        "val_drop": "fall in validation loss (relative)",
+        "qlora/lora weights": "QLoRA's weight memory / LoRA's",
+    }
     seeds = (0,)
 
     # -- the lesson ---------------------------------------------------------------------

@@ -153,6 +153,25 @@ class Overfitting(Lab):
              "eval_every": (1, 50)}
     metrics = {"memorisation (before and after)": ["memo.train_verbatim",
                                                    "memo.heldout_correct"]}
+    # ``small.*`` by the part after the arm; ``early.``, ``more.`` and ``memo.`` name no arm
+    # (the early_stop and more_data runs, and the probe of the small run), so in full.
+    number_names = {
+        "steps": "training steps",
+        "min_step": "step of the lowest validation loss",
+        "min_val": "lowest validation loss (nats)",
+        "end_val": "validation loss at the end (nats)",
+        "rise": "rise of validation loss, lowest to end (relative)",
+        "gap": "final gap, validation − training loss (nats)",
+        "early.stop_step": "early_stop: step it stopped at",
+        "early.evals_after_best": "early_stop: evaluations from its best to the stop",
+        "early.best_val": "early_stop: its lowest validation loss (nats)",
+        "early.returned_val": "early_stop: validation loss of the model returned (nats)",
+        "more.end_val": "more_data: validation loss at the end (nats)",
+        "more.gap": "more_data: final gap, validation − training loss (nats)",
+        "memo.before": "small: train verbatim before training (share)",
+        "memo.train_verbatim": "small: train verbatim after training (share)",
+        "memo.heldout_correct": "small: held-out correct after training (share)",
+    }
 
     # -- the lesson ---------------------------------------------------------------------
     def measure(self, runs) -> dict[str, float]:

@@ -75,6 +75,18 @@ class Regression(NarrowFinetune):
              "learned and less is lost. The log-likelihood view of the same benchmark items "
              "does not fall beyond its own interval after the aggressive fine-tune.")
     metrics = {"probe pass rate (live subset)": ["probes.live"]}
+    number_names = {  # ``regression_numbers``, each arm's; a change is after − before
+        "task_before": "target task score before training",
+        "task": "target task score after training",
+        "val_drop": "fall in validation loss (nats)",
+        **{f"{name}_{part}": words + end
+           for name, words in (("other", "change on the other tasks (generated)"),
+                               ("gen", "change on the benchmark (generated)"),
+                               ("ll", "change on the benchmark (log-likelihood)"),
+                               ("elsewhere", "change elsewhere (generated, pooled)"))
+           for part, end in (("change", ""), ("ci_low", ", 95% interval, low end"),
+                             ("ci_high", ", 95% interval, high end"))},
+    }
 
     arm_numbers = staticmethod(regression_numbers)
 

@@ -161,6 +161,16 @@ class RewardHacking(Lab):
                                                             "heldout.gold"],
                "completion length (words)": ["rl.length", "heldout.words"],
                "KL to the reference model (per token)": ["rl.kl_measured"]}
+    number_names = {  # ``MEASURED_KEYS``, each arm's: the 12 held-out answers, greedy
+        "gold.start": "held-out gold reward at the start",
+        "gold.peak": "held-out gold reward at its peak",
+        "gold.end": "held-out gold reward at the end",
+        "words.start": "held-out answer length at the start (words)",
+        "words.end": "held-out answer length at the end (words)",
+        "proxy.start": "held-out proxy reward at the start",
+        "proxy.end": "held-out proxy reward at the end",
+        "kl.end": "KL to the reference at the end (per token)",
+    }
 
     # -- the lesson ---------------------------------------------------------------------
     def measure(self, runs) -> dict[str, float]:
