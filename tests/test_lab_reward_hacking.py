@@ -16,6 +16,7 @@ from ftlab.labs.reward_hacking import (
     PAY_PER_WORD,
     PROXY_RISE,
     RewardHacking,
+    curve,
     numbers_rows,
     trajectory,
 )
@@ -205,9 +206,16 @@ def test_a_tiny_sweep_gives_numbers_figures_and_samples(runs_dir):
     assert {"proxy reward (optimised)", "gold reward (watched only)"} <= titles
     assert all(ax.title.text for ax in (fig.layout.xaxis, fig.layout.yaxis3))
     assert len({t.legendgroup for t in fig.data}) == 2
+    measured = {arm: curve(result.runs[(arm, 0)], "kl_measured") for arm in CHECKED}
+    assert all(steps for steps, _ in measured.values())  # every run logs its KL, step by step
+    kl_panel = [t for t in fig.data if t.xaxis == "x4"]
+    assert sorted(len(t.x) for t in kl_panel) == sorted(len(s) for s, _ in measured.values())
     fig = kl_figure(result)
     assert "KL" in fig.layout.xaxis.title.text and fig.layout.yaxis.title.text
     assert len(fig.data) == 2 * len(CHECKED)
+    # its x is the KL each run measured (a figure on the wrong metric name plots only zeros)
+    assert max(x for t in fig.data for x in t.x) > 0
+    assert max(max(kl) for _, kl in measured.values()) > 0
     page = answers_html(result, seed=0)
     assert page.count("<tr>") == 1 + len(heldout_prompts()) and "length penalty after" in page
     assert answers_html(result, seed=1) == "<p>No runs.</p>"

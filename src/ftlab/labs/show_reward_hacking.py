@@ -32,7 +32,8 @@ def curves_figure(result: LabResult, seed: int = 0, arms: Sequence[str] | None =
     from plotly.subplots import make_subplots
 
     panels = [("proxy", "proxy reward (optimised)"), ("gold", "gold reward (watched only)"),
-              ("length", "answer length (words)"), ("kl", "KL to the reference (per token)")]
+              ("length", "answer length (words)"),
+              ("kl_measured", "KL to the reference (per token)")]
     held = {"proxy": "proxy", "gold": "gold", "length": "words"}
     fig = make_subplots(rows=2, cols=2, subplot_titles=[t for _, t in panels],
                         horizontal_spacing=0.1, vertical_spacing=0.16)
@@ -82,7 +83,7 @@ def kl_figure(result: LabResult, seed: int | None = None, arms: Sequence[str] | 
             run = result.runs.get((arm, s))
             if run is None:
                 continue
-            ks, kl = curve(run, "kl")
+            ks, kl = curve(run, "kl_measured")
             for col, name in ((1, "proxy"), (2, "gold")):
                 hx, hy = heldout_curve(run, name)
                 x = [math.sqrt(max(_kl_at(ks, kl, step), 0.0)) for step in hx]
