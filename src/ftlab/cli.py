@@ -42,6 +42,17 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 
+def _number(text: str) -> int | float:
+    """What an int-typed knob flag reads (``--steps 2.0``): the number as written, so that
+    the knob door (``ftlab.knobs.stored``, ``validate``) decides about ``2.0`` and ``2.5``
+    exactly as for ``--set steps=2.0`` and ``replace(steps=2.0)``. Not a number: argparse's
+    own "invalid int value" line."""
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
 def _value(text: str) -> Any:
     """Parse a --set value: JSON where it parses (numbers, true, null), else the string."""
     try:
@@ -92,16 +103,24 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         key, sep, text = item.partition("=")
         if not sep:
             raise ConfigError("--set", item, "KEY=VALUE, e.g. r=16 or train.warmup_steps=2")
+        if not key.strip():
+            raise ConfigError("--set", item, "KEY=VALUE with a knob's name before the '=', "
+                              "but the name is empty", "Write --set name=value, e.g. "
+                              "--set r=16 or --set train.warmup_steps=2.")
         changes[key.strip()] = _value(text)
     return RunConfig().replace(**changes)
 
 
 def _add_run_flags(p: argparse.ArgumentParser) -> None:
+    # The knob flags of type int read numbers as written (`_number`): the knob door judges
+    # them. (argparse's registry: the flag's type stays `int`, and so do its messages.)
+    p.register("type", int, _number)
     p.add_argument("--method", default=RunConfig().method.name,
                    help="one of: " + ", ".join(METHODS))
     _add_knob_flags(p, RUN_FLAGS)
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="any knob, e.g. r=16, num_virtual_tokens=10, train.warmup_steps=2")
+                   help="any knob, e.g. r=16, num_virtual_tokens=10, train.warmup_steps=2; "
+                   "rl=on makes the run a GRPO run, whose knobs are rl.kl, rl.generations ...")
     p.add_argument("--json", action="store_true", help="print JSON only")
 
 

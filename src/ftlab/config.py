@@ -3,6 +3,20 @@
 Fields left ``None`` are filled from the preset (``cpu`` or ``gpu``, picked from the device
 unless named) when the run starts, so the same config is small on a laptop and classroom
 sized on a GPU. ``config.replace(lr=..., r=...)`` changes knobs by their short names.
+
+The doors values pass, whichever way they come (``RunConfig(...)``, ``replace``, an
+attribute set on a config, ``from_dict``, the CLI's ``--set``, the panel):
+
+- a whole-number knob given a whole float (``steps=2.0``) keeps the int (``2``: the same
+  run, the same cache key); ``2.5``, ``True`` are refused by ``validate`` with one message
+  (``ftlab.knobs.stored``);
+- a section may be given as a dict of its knobs and becomes its config at once (an
+  attribute set too, so no part of ftlab ever sees a dict); ``rl`` also takes ``True`` /
+  ``"on"`` (a GRPO run with default knobs) and ``None`` / ``False`` / ``"off"`` (supervised);
+- an RL knob (``rl.kl``) on a run with no RL section is refused, naming how to switch RL on:
+  a knob never turns a supervised run into a GRPO run by itself. ``replace`` applies ``rl``
+  before the other changes, so ``replace(rl=True, **{"rl.kl": 0.5})`` and ``--set rl.kl=0.5
+  --set rl=on`` work in any order.
 """
 
 from __future__ import annotations
@@ -16,7 +30,7 @@ from typing import Any
 from .data.formats import FORMATS
 from .data.tasks import TASKS
 from .errors import ConfigError
-from .knobs import KnobConfig, knob, unknown_knob, validate
+from .knobs import KnobConfig, empty_name, knob, unknown_knob, validate
 from .methods import METHODS, Lora, MethodConfig, method_config
 from .models import DEFAULT_MODEL, DEVICE_ALLOWED, DEVICE_PATTERN
 
@@ -38,7 +52,7 @@ class DataConfig(KnobConfig):
 
     task: str = knob("arithmetic", "Generated task to train on (ignored when path is set).")
     path: str | None = knob(None, "A JSONL file of your own rows (messages, or prompt and "
-                            "completion); split 60/20/20.", optional=True)
+                            "completion); split 60/20/20.", optional=True, file=True)
     size: int | None = knob(None, "Training examples generated. Validation and test rows come "
                             "from a held-out pool fixed by the seed, the same at every size.",
                             low=10, high=5000, optional=True)
@@ -154,22 +168,31 @@ RL_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+# ``rl`` given as a word (``--set rl=on``): the words for on and off.
+_RL_WORDS = {"on": True, "true": True, "off": None, "false": None, "none": None, "null": None}
+
+
 def _as_rl(value: Any) -> RLConfig | None:
-    """``rl=True`` (or ``{}``): a GRPO run with default knobs; a dict: those knobs;
-    ``None``/``False``: a supervised run."""
+    """``rl=True``, ``"on"`` or ``{}``: a GRPO run with default knobs; a dict: those knobs;
+    ``None``, ``False`` or ``"off"``: a supervised run. Anything else is a ``ConfigError``:
+    no part of ftlab ever finds a dict (or a word) where an ``RLConfig`` belongs."""
+    if isinstance(value, str) and value.strip().lower() in _RL_WORDS:
+        value = _RL_WORDS[value.strip().lower()]
     if value is None or value is False:
         return None
     if value is True:
         return RLConfig()
     if isinstance(value, RLConfig):
-        return copy.deepcopy(value)
+        return value
     if isinstance(value, dict):
         for key in value:
             if key not in _names(RLConfig):
                 raise RLConfig.unknown_knob(key, value[key])
         return RLConfig(**value)
-    raise ConfigError("rl", value, "true, false, null or a dict of RL knobs",
-                      "rl=true makes the run a GRPO run (ftlab.engine.policy).")
+    raise ConfigError("rl", value, "on (true), off (false, null) or a dict of RL knobs",
+                      "rl=True (CLI: --set rl=on) makes the run a GRPO run with default "
+                      "knobs (ftlab.engine.policy); rl=None (--set rl=off) makes it "
+                      "supervised again.")
 
 
 def preset_values(preset: str, rl: bool = False) -> dict[str, Any]:
@@ -186,7 +209,7 @@ class RunConfig(KnobConfig):
     """
 
     model: str = knob(DEFAULT_MODEL, "Model spec: the embedded default, 'tiny', a folder or "
-                      "a hub id.")
+                      "a hub id.", file=True)
     method: MethodConfig = field(default_factory=Lora)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -205,20 +228,17 @@ class RunConfig(KnobConfig):
                               "folder.", choices=(True, False))
     rl: RLConfig | None = None  # set: a policy-optimisation run instead of supervised
 
-    def __post_init__(self) -> None:
-        # Sections may come as dicts (JSON, a notebook): an unknown key or a wrong type is a
-        # ConfigError naming it, never a TypeError. Values are checked by validate().
-        self.method = _as_method(self.method)
-        for name, cls in (("data", DataConfig), ("train", TrainConfig), ("eval", EvalConfig),
-                          ("rl", RLConfig)):
-            value = getattr(self, name)
-            if isinstance(value, dict):
-                for key in value:
-                    if key not in _names(cls):  # (a key that is not even a str too)
-                        raise cls.unknown_knob(key, value[key])
-                setattr(self, name, cls(**value))
-            elif not (isinstance(value, cls) or (name == "rl" and value is None)):
-                raise ConfigError(name, value, f"a {cls.__name__} or a dict of its knobs")
+    def __setattr__(self, name: str, value: Any) -> None:
+        # The door of the sections, for the constructor and for `config.rl = {...}` alike:
+        # a dict (JSON, a notebook) becomes its section's config, an unknown key or a wrong
+        # type is a ConfigError naming it, never a TypeError. Values are checked by validate().
+        if name == "method":
+            value = _as_method(value)
+        elif name == "rl":
+            value = _as_rl(value)
+        elif name in _SECTIONS:
+            value = _as_section(name, value)
+        super().__setattr__(name, value)
 
     # -- checking ---------------------------------------------------------------------
     def validate(self) -> RunConfig:
@@ -261,12 +281,14 @@ class RunConfig(KnobConfig):
         ``method="prefix"`` switches method (keeping no knobs of the old one).
         """
         out = copy.deepcopy(self)
-        if "method" in changes:
-            out.method = _as_method(changes.pop("method"))
         for key, value in changes.items():
-            if key == "rl":
-                out.rl = _as_rl(value)
-                continue
+            if not key.strip():
+                raise empty_name(key, value)
+        # A method or RL switch first, so that its knobs may come in the same call.
+        for section in ("method", "rl"):
+            if section in changes:
+                setattr(out, section, copy.deepcopy(changes.pop(section)))
+        for key, value in changes.items():
             obj, name = out._locate(ALIASES.get(key, key), value)
             setattr(obj, name, value)
         return out
@@ -278,9 +300,13 @@ class RunConfig(KnobConfig):
             if obj is not None and dataclasses.is_dataclass(obj) and name in _names(obj):
                 return obj, name
             if section == "rl" and obj is None and name in _names(RLConfig):
-                raise ConfigError(key, value, "a knob of a policy-optimisation run",
-                                  "This run is supervised. Make it a GRPO run first: "
-                                  "config.replace(rl=True, ...) (CLI: --set rl=true).")
+                shown = repr(value) if len(repr(value)) <= 40 else "..."
+                raise ConfigError(key, value, "a knob of a run with an RL section",
+                                  "This run has no RL section (it is supervised), and a "
+                                  "knob does not switch RL on by itself. Switch it on in "
+                                  f"the same call: config.replace(rl=True, **{{{key!r}: "
+                                  f"{shown}}}); on the command line: --set rl=on "
+                                  f"--set {key}=VALUE.")
         else:
             owners = [o for o in (self, self.data, self.train, self.eval, self.method, self.rl)
                       if o is not None and key in _names(o)
@@ -373,6 +399,19 @@ _SECTIONS: dict[str, type] = {"data": DataConfig, "train": TrainConfig, "eval": 
 
 def _names(obj: Any) -> list[str]:
     return [f.name for f in dataclasses.fields(obj)]
+
+
+def _as_section(name: str, value: Any) -> Any:
+    """``data``, ``train`` or ``eval`` given as a dict of its knobs -> its config."""
+    cls = _SECTIONS[name]
+    if isinstance(value, dict):
+        for key in value:
+            if key not in _names(cls):  # (a key that is not even a str too)
+                raise cls.unknown_knob(key, value[key])
+        return cls(**value)
+    if not isinstance(value, cls):
+        raise ConfigError(name, value, f"a {cls.__name__} or a dict of its knobs")
+    return value
 
 
 def _as_method(value: Any) -> Any:

@@ -42,7 +42,10 @@ class EnvPathError(FtlabError):
 
     def __init__(self, variable: str, path: object, problem: str, fix: str) -> None:
         self.variable, self.path, self.problem, self.fix = variable, path, problem, fix
-        super().__init__(f"{variable} = {str(path)!r} {problem}. {fix}".strip())
+        shown = repr(str(path))
+        if len(shown) > 200:  # a pasted or generated path: its start is enough to find it
+            shown = f"{shown[:120]}... ({len(str(path))} characters)"
+        super().__init__(f"{variable} = {shown} {problem}. {fix}".strip())
 
 
 class RunFolderError(FtlabError):

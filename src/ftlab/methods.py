@@ -27,6 +27,10 @@ LORA_TARGETS = {
     "q,v": ["q_proj", "v_proj"],
     "mlp": ["gate_proj", "up_proj", "down_proj"],
 }
+# An init_text must give at least one token: PEFT repeats the text's tokens to fill the
+# virtual tokens and divides by their number (an empty text: ZeroDivisionError). A space
+# is a token of the byte-level tokenizers, so only the empty text is refused.
+_SOME_TEXT = {"pattern": r"(?s).+", "allowed": "a text of at least one character"}
 # The seven linear layers of a Llama-style block, in the order of ``Shape.linear_shapes``.
 LINEAR_NAMES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -120,7 +124,9 @@ class Lora(MethodConfig):
                   low=1, high=256)
     alpha: float = knob(16.0, "LoRA alpha: the update is scaled by alpha / r.",
                         low=0, low_open=True, high=1024)
-    dropout: float = knob(0.05, "Dropout on the adapter input during training.", low=0, high=0.9)
+    # PEFT's default; at 0.05 the masks took a quarter of a CPU step
+    # (benchmarks/shared_prefix.py)
+    dropout: float = knob(0.0, "Dropout on the adapter input during training.", low=0, high=0.9)
     target_modules: str = knob("all-linear", "Which linear layers get adapters.",
                                choices=tuple(LORA_TARGETS))
 
@@ -189,7 +195,8 @@ class PrefixTuning(MethodConfig):
     init: str = knob("random", "Start from random vectors, or from the keys/values the model "
                      "computes for init_text.", choices=("random", "text"))
     init_text: str = knob("Answer the question correctly and briefly.",
-                          "Text whose activations initialise the prefix when init='text'.")
+                          "Text whose activations initialise the prefix when init='text'.",
+                          **_SOME_TEXT)
 
     def peft_config(self, model, tokenizer_source: str) -> Any:
         from peft import PrefixTuningConfig, TaskType
@@ -222,7 +229,8 @@ class PromptTuning(MethodConfig):
     init: str = knob("text", "Start from the embeddings of init_text, of random vocabulary "
                      "tokens, or from random vectors.", choices=("text", "vocab", "random"))
     init_text: str = knob("Answer the question correctly and briefly.",
-                          "Text whose token embeddings initialise the soft prompt.")
+                          "Text whose token embeddings initialise the soft prompt.",
+                          **_SOME_TEXT)
 
     def peft_config(self, model, tokenizer_source: str) -> Any:
         from peft import PromptTuningConfig, PromptTuningInit, TaskType

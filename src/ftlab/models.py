@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib.metadata
+import json
 import os
 import re
 import shutil
@@ -29,6 +30,7 @@ from tqdm.auto import tqdm
 from .errors import (
     ConfigError,
     EnvPathError,
+    FtlabError,
     MissingDependencyError,
     ModelNotFoundError,
     writable_folder,
@@ -53,10 +55,35 @@ DEVICE_ALLOWED = "one of 'auto', 'cpu', 'cuda', 'cuda:N' (N a GPU number), 'mps'
 HUB_CHECK_TIMEOUT_S = 3.0
 
 
+class ModelDamagedError(FtlabError, OSError):
+    """A model folder is there but a file in it cannot be read (cut while copying or saving,
+    a disk that filled up): the message names the file and what to do."""
+
+
+def home_dir() -> Path:
+    """The user's home folder. ``HOME`` set but empty counts as unset (Python would read it
+    as the root folder and put the cache at ``/.cache/ftlab``): the account's own home from
+    the password database, with a warning that says so."""
+    if os.environ.get("HOME", None) != "":
+        return Path.home()
+    import pwd
+
+    try:
+        home = Path(pwd.getpwuid(os.getuid()).pw_dir)
+    except (KeyError, OSError):
+        raise EnvPathError("HOME", "", "is empty, and this account has no home folder",
+                           "Set HOME to your home folder, or FTLAB_CACHE to a folder for "
+                           "ftlab's cache.") from None
+    warnings.warn(f"HOME is set but empty; ftlab reads it as unset and uses {home} (this "
+                  "account's home). Set HOME, or FTLAB_CACHE for ftlab's cache.",
+                  UserWarning, stacklevel=3)
+    return home
+
+
 def cache_dir() -> Path:
     """Where ftlab keeps converted models; override with FTLAB_CACHE (must be a folder)."""
     env = os.environ.get("FTLAB_CACHE")
-    root = Path(env).expanduser() if env else Path.home() / ".cache" / "ftlab"
+    root = Path(env).expanduser() if env else home_dir() / ".cache" / "ftlab"
     if root.exists() and not root.is_dir():
         raise EnvPathError(_cache_variable(), root, "is a file, not a folder",
                            "Point FTLAB_CACHE at a folder (it is created if missing), or unset "
@@ -182,15 +209,96 @@ def choose_placement(device: str = "auto", dtype: str = "auto") -> Placement:
     return Placement(device, names[dtype])
 
 
+def _safetensors_damage(path: Path) -> str | None:
+    """Why a safetensors file cannot be loaded (cut, or a header that is not one), or None.
+
+    Reads only the header: it lists every tensor's byte range, so a file shorter or longer
+    than the header's last byte was cut or overwritten."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as f:
+            head = f.read(8)
+            n = int.from_bytes(head, "little") if len(head) == 8 else -1
+            if n < 0 or 8 + n > size:
+                return f"cut: {size:,} bytes, shorter than its own header says"
+            header = json.loads(f.read(n))
+        end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"),
+                  default=0)
+    except OSError as e:
+        return f"it cannot be read: {e.strerror or type(e).__name__}"
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+        return "its header is not a safetensors header"
+    if 8 + n + end != size:
+        return (f"{'cut' if size < 8 + n + end else 'overwritten'}: {size:,} bytes where "
+                f"its header says {8 + n + end:,}")
+    return None
+
+
+@functools.lru_cache(maxsize=32)
+def _folder_damage(folder: str, stamp: tuple) -> tuple[str, str] | None:
+    """The first damaged file of a model folder and why, or None. ``stamp`` (names, sizes and
+    times of its files) keys the cache: a changed file is checked again."""
+    for name, _size, _time in stamp:
+        path = Path(folder) / name
+        if name.endswith(".json"):
+            try:
+                loaded = json.loads(path.read_text(encoding="utf-8"))
+            except OSError as e:
+                return name, f"it cannot be read: {e.strerror or type(e).__name__}"
+            except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
+                return name, f"not valid JSON: {str(e).splitlines()[0][:80]}"
+            if name == "config.json" and not isinstance(loaded, dict):
+                return name, "not a JSON object"
+        elif name.endswith(".safetensors") and (why := _safetensors_damage(path)):
+            return name, why
+    return None
+
+
+def check_model_folder(folder: str | Path, spec: str) -> None:
+    """Refuse a model folder with a damaged file (``ModelDamagedError`` naming the file,
+    what is wrong with it and what to do) before transformers reads it: its own errors
+    ("not a valid JSON file", safetensors' "incomplete metadata") name neither."""
+    folder = Path(folder)
+    try:
+        files = sorted(p for p in folder.iterdir()
+                       if p.is_file() and p.suffix in (".json", ".safetensors"))
+        stamp = tuple((p.name, (st := p.stat()).st_size, st.st_mtime_ns) for p in files)
+    except OSError:
+        return  # unreadable as a whole: transformers' own error says so
+    damage = _folder_damage(str(folder), stamp)
+    if damage is None:
+        return
+    name, why = damage
+    own = {"tiny-llama": "the tiny model", "smollm2-135m-instruct": "the embedded model"}
+    try:
+        cached = folder.parent.resolve() == cache_dir().resolve() and folder.name in own
+    except (OSError, FtlabError):
+        cached = False
+    if cached:
+        fix = (f"It is ftlab's own copy of {own[folder.name]}: delete the folder {folder} "
+               "and run `python -m ftlab prepare` to make it again (or just use the model: "
+               "it is made again on first use).")
+    else:
+        fix = ("Copy or save the model into that folder again (save_pretrained), or use "
+               f"'{DEFAULT_MODEL}'.")
+    raise ModelDamagedError(f"Model {spec!r}: the folder's {name} is damaged ({why}), so "
+                            f"{folder / name} cannot be loaded. {fix}")
+
+
 def resolve_source(spec: str) -> str:
-    """The folder or hub id that ``from_pretrained`` should read for a spec."""
+    """The folder or hub id that ``from_pretrained`` should read for a spec (a folder is
+    checked for damaged files first: ``check_model_folder``)."""
     if not isinstance(spec, str) or not spec.strip():
         raise ConfigError("model", spec, f"a model spec: '{DEFAULT_MODEL}', '{TINY_MODEL}', a "
                           "folder saved with save_pretrained or a hub id (org/name)")
     if spec in EMBEDDED_ALIASES:
-        return str(embedded_model_dir())
+        folder = embedded_model_dir()
+        check_model_folder(folder, spec)
+        return str(folder)
     if spec == TINY_MODEL:
-        return str(tiny_model_dir())
+        folder = tiny_model_dir()
+        check_model_folder(folder, spec)
+        return str(folder)
     path = Path(spec).expanduser()
     if path.is_file():
         raise ModelNotFoundError(
@@ -202,6 +310,7 @@ def resolve_source(spec: str) -> str:
                 f"{spec} is a folder but holds no config.json, so it is not a saved model. "
                 f"Point at a folder written by save_pretrained, or use '{DEFAULT_MODEL}'."
             )
+        check_model_folder(path, spec)
         return str(path)
     from huggingface_hub.utils import HFValidationError, validate_repo_id
 

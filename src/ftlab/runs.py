@@ -2,14 +2,19 @@
 
 A folder holds ``config.json``, ``env.json`` (versions, device, seed, git revision),
 ``metrics.jsonl`` (one event a line, appended as the run goes), ``status.json`` and, at the
-end, ``result.json`` (and ``weights/`` if asked). Whole-file writes are atomic (write to a
-temporary file, then rename). A run whose process died leaves ``status: running`` with a
-pid that is gone; ``load_run`` reports it as ``interrupted``.
+end, ``weights/`` (if asked), ``result.json`` and the final ``status.json``, in that order:
+a folder whose status says it finished has everything else on disk. Whole-file writes are
+atomic (write to a temporary file, then rename). A run whose process died leaves
+``status: running`` for a process that is gone; ``load_run`` reports it as ``interrupted``.
+
+The run cache (``find_run``) reuses a folder only when it is complete and consistent
+(``reuse_problems``); a damaged one is named in a warning, kept, and the run trained again.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import functools
 import hashlib
 import json
@@ -18,6 +23,7 @@ import platform
 import subprocess
 import time
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -26,6 +32,7 @@ from typing import Any
 from .config import RunConfig
 from .digest import digest
 from .errors import (
+    ConfigError,
     EnvPathError,
     FtlabError,
     RunFolderError,
@@ -38,12 +45,48 @@ PACKAGES = ("ftlab", "torch", "transformers", "peft", "trl", "bitsandbytes", "ac
 
 
 def runs_root(runs_dir: str | Path | None = None) -> Path:
-    """Where run folders go: the argument, else FTLAB_RUNS, else ./runs (a folder)."""
+    """Where run folders go: the argument, else FTLAB_RUNS, else ./runs (a folder).
+
+    The one door for the runs folder: a value that is not a path, a name the file system
+    refuses (too long) or a file is said here, in one line, before anything is written.
+    """
+    if runs_dir is not None and not isinstance(runs_dir, (str, os.PathLike)):
+        raise ConfigError("runs_dir", runs_dir, "a folder path (str or pathlib.Path), or None",
+                          "None puts run folders under FTLAB_RUNS, else ./runs.")
     root = Path(runs_dir or os.environ.get("FTLAB_RUNS") or "runs").expanduser()
-    if root.exists() and not root.is_dir():
+    try:
+        longest = max((len(os.fsencode(part)) for part in root.parts), default=0)
+        if longest > _name_max(root):  # said whether or not the folders above exist
+            raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG))
+        root.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return root  # created when the first run writes (or refused then, by writable_folder)
+    except (OSError, ValueError) as e:  # too long a name, a NUL byte, a loop of links
+        why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        if isinstance(e, OSError) and e.errno == errno.ENAMETOOLONG:
+            why += f": at most {_name_max(root)} characters a name"
+        raise EnvPathError(_runs_variable(runs_dir), shown_path(root),
+                           f"cannot be used ({why})",
+                           "Point it at a folder with a shorter path.") from None
+    if not root.is_dir():
         raise EnvPathError(_runs_variable(runs_dir), root, "is a file, not a folder",
                            "Point it at a folder for run folders (it is created if missing).")
     return root
+
+
+def shown_path(path: str | Path, limit: int = 80) -> str:
+    """A path as a message shows it: its start and its length when it is absurdly long."""
+    text = str(path)
+    return text if len(text) <= limit else f"{text[:60]}... ({len(text)} characters)"
+
+
+def _name_max(path: Path) -> int:
+    for p in (path, *path.parents):
+        try:
+            return os.pathconf(p, "PC_NAME_MAX")
+        except (OSError, ValueError, AttributeError):
+            continue
+    return 255
 
 
 def _runs_variable(runs_dir: str | Path | None) -> str:
@@ -112,6 +155,7 @@ class RunWriter:
 
     def set_status(self, status: str, **extra: Any) -> None:
         write_json(self.path / "status.json", {"status": status, "pid": os.getpid(),
+                                               "started": _process_started(os.getpid()),
                                                "time": time.time(), **extra})
 
     def log(self, record: dict) -> None:
@@ -119,6 +163,8 @@ class RunWriter:
         self._metrics.flush()  # a crash keeps every line written so far
 
     def finish(self, status: str, result: dict, error: str | None = None) -> None:
+        """``result.json``, then the status: a finished status is the folder's last word
+        (the engine logs the end record and saves the weights before calling this)."""
         write_json(self.path / "result.json", result)
         self.set_status(status, error=error)
 
@@ -193,16 +239,53 @@ class Run:
 TrainResult = Run  # the name earlier notebooks used for what train() returns
 
 
-def _pid_alive(pid: Any) -> bool:
+def _process_started(pid: int) -> float | None:
+    """When the OS started process ``pid`` (seconds since the epoch), or None if unknown."""
+    try:
+        import psutil
+
+        return psutil.Process(pid).create_time()
+    except Exception:  # noqa: BLE001 - gone, not ours to see, or psutil missing: unknown
+        return None
+
+
+def _runner_alive(status: Mapping[str, Any]) -> bool:
+    """Whether the process that wrote a ``running`` status.json still runs that run.
+
+    A pid alone proves nothing: pids are reused (a container's pid 1 always lives, and
+    after a reboot any number may belong to someone else). So the writer records its
+    process start time next to the pid (``started``), and the runner counts as alive only
+    if a process with that pid exists *and* started at that time: a pid reused by another
+    process has another start time. A status.json without the stamp (hand-written, or from
+    an older ftlab) is trusted only for a live Python process that started before the
+    status was written. No heartbeat is needed, so a run in a long evaluation (minutes
+    between writes) still lists as running.
+    """
+    pid = status.get("pid")
     if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
         return False  # no pid, or one that would signal a whole group (0, -1)
     try:
         os.kill(pid, 0)
-    except OSError:
+    except PermissionError:
+        pass  # it exists, owned by someone else
+    except (OSError, OverflowError, ValueError):
         return False
-    except (OverflowError, ValueError):
-        return False
-    return True
+    started, stamp = _process_started(pid), status.get("started")
+    if _is_number(stamp) and started is not None:
+        return abs(started - stamp) < 1.0
+    if started is not None and _is_number(status.get("time")) and started > status["time"] + 1:
+        return False  # the process is younger than the status it would have written
+    try:
+        import psutil
+
+        argv = psutil.Process(pid).cmdline()
+    except Exception:  # noqa: BLE001 - not ours to see: keep the benefit of the doubt
+        return True
+    return any("python" in Path(a).name.lower() for a in argv[:2])
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 # Files a run folder holds; a folder with any of them is a run folder (maybe damaged).
@@ -226,6 +309,7 @@ class RunCheck:
     path: Path
     run: Run | None
     problems: list[str] = field(default_factory=list)
+    ended: dict | None = None  # the run's last end record in metrics.jsonl, if any
 
     @property
     def name(self) -> str:
@@ -263,7 +347,7 @@ def check_run(path: str | Path) -> RunCheck:
     if status is None:  # no status.json, or a damaged one: the result's word, else cut off
         status = result.get("status") if result and result.get("status") in STATUSES else None
         status = status or "interrupted"
-    if status == "running" and not _pid_alive(status_rec.get("pid")):
+    if status == "running" and not _runner_alive(status_rec):
         status = "interrupted"
     if result is None and status in _FINISHED and (p / "status.json").is_file() and not (
             p / "result.json").exists():
@@ -272,13 +356,25 @@ def check_run(path: str | Path) -> RunCheck:
     final = _read_final(result or {}, problems)
     error = status_rec.get("error")
     key = (result or {}).get("cache_key")
-    steps, evals, samples = _read_metrics(p / "metrics.jsonl", problems)
+    steps, evals, samples, ends = _read_metrics(p / "metrics.jsonl", problems)
+    if status in _FINISHED and not problems_about(problems, "metrics.jsonl"):
+        if not (p / "metrics.jsonl").exists():
+            problems.append(f"metrics.jsonl is missing although the run {status}: its "
+                            "curves are lost")
+        elif not (steps or evals or samples or ends):
+            problems.append(f"metrics.jsonl is empty although the run {status}: its "
+                            "curves are lost")
+    ended = ends[-1] if ends else None
     if config is None:
-        return RunCheck(p, None, problems)
+        return RunCheck(p, None, problems, ended)
     run = Run(path=p, config=config, status=status, env=env, steps=steps, evals=evals,
               samples=samples, final=final, error=error if isinstance(error, str) else None,
               cache_key=key if isinstance(key, str) else None)
-    return RunCheck(p, run, problems)
+    return RunCheck(p, run, problems, ended)
+
+
+def problems_about(problems: list[str], name: str) -> bool:
+    return any(p.startswith(name) for p in problems)
 
 
 def _read_config(p: Path, problems: list[str]) -> RunConfig | None:
@@ -337,14 +433,16 @@ def _read_final(result: dict, problems: list[str]) -> dict:
     return final
 
 
-def _read_metrics(path: Path, problems: list[str]) -> tuple[list, list, list]:
-    """Step, eval and samples records; every line that cannot be read is counted and named."""
+def _read_metrics(path: Path, problems: list[str]) -> tuple[list, list, list, list]:
+    """Step, eval, samples and end records; every line that cannot be read is counted and
+    named."""
     steps: list[dict] = []
     evals: list[dict] = []
     samples: list[dict] = []
+    ends: list[dict] = []
     if not path.exists():
-        return steps, evals, samples
-    into = {"step": steps, "eval": evals, "samples": samples}
+        return steps, evals, samples, ends
+    into = {"step": steps, "eval": evals, "samples": samples, "end": ends}
     bad, total = [], 0
     try:
         with path.open("rb") as f:
@@ -365,13 +463,13 @@ def _read_metrics(path: Path, problems: list[str]) -> tuple[list, list, list]:
     except OSError as e:
         problems.append(f"metrics.jsonl cannot be read ({e.strerror or type(e).__name__}); "
                         "the curves are lost")
-        return steps, evals, samples
+        return steps, evals, samples, ends
     if bad:
         shown = ", ".join(map(str, bad[:5])) + (", ..." if len(bad) > 5 else "")
         problems.append(f"metrics.jsonl: {len(bad)} of {total} lines damaged (line"
                         f"{'s' if len(bad) > 1 else ''} {shown}), dropped; the other "
                         f"{total - len(bad)} kept")
-    return steps, evals, samples
+    return steps, evals, samples, ends
 
 
 def _record(raw: bytes) -> dict | None:
@@ -495,18 +593,146 @@ def cache_key(config: RunConfig, evaluators: dict | None = None) -> str:
 def find_run(config: RunConfig, runs_dir: str | Path | None = None,
              evaluators: dict | None = None,
              status: tuple[str, ...] = ("completed", "early_stopped")) -> Run | None:
-    """The newest finished run of this config and evaluator set (resolved first), or None."""
+    """The newest finished, intact run of this config and evaluator set (resolved first),
+    or None.
+
+    A folder of this key that fails ``reuse_problems`` (a cut metrics file, a damaged
+    result, weights cut while saving, a status that never finished) is never served: it is
+    named in one ``RunFolderWarning``, left as it is, and the search goes on (``train``
+    then trains again).
+    """
     key = cache_key(config.resolved(), evaluators)
     root = runs_root(runs_dir)
     if not root.is_dir():
         return None
-    for p in sorted(root.iterdir(), reverse=True):
+    try:
+        entries = sorted(root.iterdir(), reverse=True)
+    except OSError:
+        return None  # an unlistable folder is no cache; writing there says why
+    for p in entries:
         result = _read_json(p / "result.json")
-        if result and result.get("cache_key") == key and result.get("status") in status:
-            try:
-                return load_run(p)
-            except FtlabError:
-                continue  # a damaged folder is no cache: train again
+        if not (result and result.get("cache_key") == key and result.get("status") in status):
+            continue  # another config, or a run that did not finish: not a cache entry
+        check = check_run(p)
+        problems = reuse_problems(check, key, evaluators, status)
+        if not problems:
+            return check.run
+        warnings.warn(f"Run folder {p} is not reused, it is damaged: " + "; ".join(problems)
+                      + ". Training again; the folder is kept.", RunFolderWarning,
+                      stacklevel=2)
+    return None
+
+
+def reuse_problems(check: RunCheck, key: str, evaluators: Mapping | None = None,
+                   status: tuple[str, ...] = ("completed", "early_stopped")) -> list[str]:
+    """Why a run folder cannot stand in for training ``key`` again; empty when it can.
+
+    Reused means trusted as if just trained, so every part must be there and agree: the
+    folder reads without damage (``check_run``), its status finished, its config is the
+    key's, metrics.jsonl ends with the run's end record and holds the evaluations
+    result.json reports (a lab reads its figures from them), and the weights load where
+    the config saved them.
+    """
+    problems = list(check.problems)
+    run = check.run
+    if run is None:
+        return problems or ["config.json cannot be read"]
+    if run.status not in status:
+        why = " (its process is gone)" if run.status == "interrupted" else ""
+        problems.append(f"the run never finished: status.json says {run.status!r}{why}")
+    if cache_key(run.config, evaluators) != key:
+        problems.append("config.json does not match the run's cache key (edited after "
+                        "the run?)")
+    ended = check.ended
+    if not problems_about(problems, "metrics.jsonl"):
+        if ended is None:
+            problems.append("metrics.jsonl does not record the run's end (cut off or "
+                            "emptied)")
+        elif ended.get("status") != run.status and run.status in status:
+            problems.append(f"metrics.jsonl records the end as {ended.get('status')!r}, "
+                            f"status.json as {run.status!r}")
+        problems += _evaluation_problems(run)
+    if run.config.save_weights:
+        problems += weights_problems(check.path / "weights", run.config)
+    return problems
+
+
+def _evaluation_problems(run: Run) -> list[str]:
+    """The evaluations result.json reports (first and final) must be in metrics.jsonl."""
+    f, full = run.final, [e for e in run.evals if e.get("full", True)]
+    wants_first = f.get("first_val_loss") is not None or bool(f.get("first_metrics"))
+    wants_final = f.get("final_val_loss") is not None or bool(f.get("final_metrics"))
+    if (wants_first or wants_final) and not full:
+        return ["metrics.jsonl holds none of the evaluations result.json reports"]
+    out = []
+    if wants_first and full[0].get("step") != 0:
+        out.append("metrics.jsonl lacks the step-0 evaluation result.json reports")
+    if wants_final and (
+            full[-1].get("step") != f.get("steps")
+            or _canonical(full[-1].get("metrics", {})) != _canonical(f.get("final_metrics", {}))
+            or ("final_val_loss" in f and _canonical(run.evals[-1].get("val_loss"))
+                != _canonical(f["final_val_loss"]))):
+        out.append(f"metrics.jsonl lacks the final evaluation (step {f.get('steps')}) "
+                   "result.json reports")
+    return out
+
+
+def _canonical(x: Any) -> str:
+    return json.dumps(x, sort_keys=True, default=str)  # NaN == NaN, as the files hold them
+
+
+def weights_problems(folder: str | Path, config: RunConfig) -> list[str]:
+    """What keeps a run's ``weights/`` from loading, read from the files' headers only.
+
+    An adapter method needs ``adapter_config.json``, a full fine-tune ``config.json`` and
+    its tokenizer; every ``*.safetensors`` file must be as long as its header says (a save
+    cut by a kill or a full disk is shorter). Empty when the folder would load.
+    """
+    w = Path(folder)
+    if not w.is_dir():
+        return ["weights/ is missing although the run was trained with save_weights=True"]
+    needs = (("config.json", "tokenizer_config.json") if config.method.trains_base
+             else ("adapter_config.json",))
+    problems = []
+    for name in needs:
+        f = w / name
+        if not f.is_file():
+            problems.append(f"weights/{name} is missing")
+        elif _read_json(f) is None:
+            problems.append(f"weights/{name} is not a valid JSON object")
+    tensors = sorted(w.glob("*.safetensors"))
+    if not tensors and not any(w.glob("*.bin")):
+        problems.append("weights/ holds no weights file (*.safetensors)")
+    for t in tensors:
+        why = _safetensors_problem(t)
+        if why:
+            problems.append(f"weights/{t.name} {why}")
+    return problems
+
+
+def _safetensors_problem(path: Path) -> str | None:
+    """Why a safetensors file cannot load (None: its length agrees with its header)."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as f:
+            head = f.read(8)
+            n = int.from_bytes(head, "little") if len(head) == 8 else -1
+            if n < 0 or n > size - 8:
+                return f"is cut ({size} bytes, shorter than its header)"
+            header = json.loads(f.read(n).decode("utf-8"))
+    except OSError as e:
+        return f"cannot be read ({e.strerror or type(e).__name__})"
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return "has a damaged header"
+    if not isinstance(header, dict):
+        return "has a damaged header"
+    try:
+        end = max((int(v["data_offsets"][1]) for k, v in header.items()
+                   if k != "__metadata__"), default=0)
+    except (TypeError, KeyError, IndexError, ValueError):
+        return "has a damaged header"
+    if 8 + n + end != size:
+        return f"is cut ({size} bytes, its header describes {8 + n + end})"
     return None
 
 
@@ -521,9 +747,12 @@ def load_trained(path: str | Path):
 
     run = load_run(path)
     weights = run.path / "weights"
-    if not weights.is_dir():
+    if not weights.is_dir() and not run.config.save_weights:
         raise FtlabError(f"Run {run.name} saved no weights. Train with save_weights=True "
                          "to evaluate it later.")
+    problems = weights_problems(weights, run.config)
+    if problems:  # said before PEFT or safetensors meet the files and raise their own
+        raise RunFolderError(run.path, problems)
     cfg = run.config
     placement = choose_placement(cfg.device, cfg.dtype)
     if cfg.method.trains_base:  # the whole model was saved, not an adapter

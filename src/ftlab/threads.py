@@ -31,7 +31,9 @@ spin cannot change any more; the thread count still can (``torch.set_num_threads
 setting of the user's own always wins: ``OMP_NUM_THREADS`` (fixes the count: no
 adapting), ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` in the environment, a thread count
 set in torch, or ``FTLAB_THREADS`` (``off``: leave everything as it is; a number: use that
-many threads, fixed).
+many threads, fixed). A value neither understands (``OMP_NUM_THREADS=0``, ``FTLAB_THREADS=
+abc``) is not a setting: OpenMP ignores it, and ftlab says so (``ThreadsWarning``, naming the
+variable, its value and what is allowed) and chooses as if it were unset.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import warnings
 from collections.abc import MutableMapping
 from pathlib import Path
 
@@ -48,6 +51,33 @@ _USER_WAIT_VARS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
 
 #: what ``configure`` decided, and why (read by benchmarks and run environments)
 CHOICE: dict = {}
+
+
+class ThreadsWarning(UserWarning):
+    """A thread setting in the environment that is not one: ignored, and said so."""
+
+
+def _omp_count(value: str) -> bool:
+    """Whether ``value`` is a thread count OpenMP takes: a whole number of at least 1, or
+    a comma list of them (one per nesting level, e.g. ``"4,1"``)."""
+    parts = [p.strip() for p in value.split(",")]
+    return all(p.isdigit() and int(p) >= 1 for p in parts)
+
+
+def _ftlab_setting(env: MutableMapping[str, str], usable: int) -> str:
+    """``FTLAB_THREADS`` as ``"off"``, ``"auto"`` or a thread count; any other value is
+    warned about (``ThreadsWarning``) and read as ``"auto"``."""
+    raw = env.get(ENV, "")
+    setting = raw.strip().lower() or "auto"
+    if setting in ("off", "0", "no", "false"):
+        return "off"
+    if setting == "auto" or setting.isdigit():
+        return setting
+    warnings.warn(f"{ENV} = {raw!r} is not a setting ftlab knows: expected 'auto', 'off' (or "
+                  "0), or a whole number of threads of at least 1. ftlab reads it as 'auto' "
+                  f"(up to {usable} thread{'s' if usable != 1 else ''}, fewer beside other "
+                  "busy processes).", ThreadsWarning, stacklevel=3)
+    return "auto"
 
 
 def _read_quota(folder: Path) -> float | None:
@@ -135,17 +165,27 @@ def configure(environ: MutableMapping[str, str] | None = None, *,
     usable, affinity = cpus if cpus is not None else (usable_cpus(), affinity_cpus())
     loaded = "torch" in sys.modules if torch_loaded is None else torch_loaded
     choice: dict = {"usable_cpus": usable, "affinity_cpus": affinity, "set": {}}
-    setting = env.get(ENV, "auto").strip().lower()
-    if setting in ("off", "0", "no", "false"):
+    setting = _ftlab_setting(env, usable)
+    if setting == "off":
         choice["policy"] = "off"
     else:
         explicit = setting.isdigit()
         threads = int(setting) if explicit else usable
+        # the user's OMP_NUM_THREADS fixes the count; empty is unset, and a value OpenMP
+        # cannot read ("0", "abc") it ignores: so does ftlab, saying so
+        omp = env.get("OMP_NUM_THREADS", "").strip()
+        user_omp = bool(omp) and _omp_count(omp)
+        if omp and not user_omp:
+            warnings.warn(f"OMP_NUM_THREADS = {env['OMP_NUM_THREADS']!r} is not a thread "
+                          "count: expected a whole number of at least 1 (or a comma list "
+                          "such as '4,1'). OpenMP ignores it; ftlab chooses as if it were "
+                          f"unset ({threads} thread{'s' if threads != 1 else ''}). Set it to "
+                          "a count, or unset it.", ThreadsWarning, stacklevel=2)
         choice.update(policy=f"{threads} threads" if explicit else "auto", threads=threads,
-                      adapt=not explicit and "OMP_NUM_THREADS" not in env)
+                      adapt=not explicit and not user_omp)
         if not loaded:
             # libgomp's own default is one thread per CPU of the affinity mask
-            if "OMP_NUM_THREADS" not in env and (explicit or threads != affinity):
+            if not user_omp and (explicit or threads != affinity or omp):
                 env["OMP_NUM_THREADS"] = choice["set"]["OMP_NUM_THREADS"] = str(threads)
             if not any(v in env for v in _USER_WAIT_VARS):
                 env["GOMP_SPINCOUNT"] = choice["set"]["GOMP_SPINCOUNT"] = str(SPIN_COUNT)
@@ -154,7 +194,7 @@ def configure(environ: MutableMapping[str, str] | None = None, *,
 
             # torch's default is one thread per CPU of the affinity mask; any other count
             # was chosen by the user and stays
-            default = "OMP_NUM_THREADS" not in env and torch.get_num_threads() == affinity
+            default = not user_omp and torch.get_num_threads() == affinity
             if explicit or (default and threads != affinity):
                 torch.set_num_threads(threads)
                 choice["set"]["torch.set_num_threads"] = threads

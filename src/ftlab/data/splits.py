@@ -15,7 +15,12 @@ if TYPE_CHECKING:
 
 
 def load_splits(config: RunConfig) -> Splits:
-    """The run's examples: a generated task, or the user's JSONL file split 60/20/20."""
+    """The run's examples: a generated task, or the user's JSONL file split 60/20/20.
+
+    A file's split keeps at most ``data.size`` training rows and ``data.val_size``
+    validation rows (when set, as a resolved config has them): the same sizes a generated
+    task has, so a file of a million rows trains (and tokenizes) as many rows as the preset
+    says, not all of them. The test rows are kept whole; evaluators take their own number."""
     d = config.data
     if d.path is None:
         return with_general(make_task(d.task, d.size, seed=config.seed, n_val=d.val_size),
@@ -26,5 +31,7 @@ def load_splits(config: RunConfig) -> Splits:
                            "at least one each", "Add more rows.")
     random.Random(config.seed).shuffle(rows)
     n_val = n_test = max(1, len(rows) // 5)
-    return with_general(Splits(train=rows[n_val + n_test:], validation=rows[:n_val],
+    train, val = rows[n_val + n_test:], rows[:n_val]
+    return with_general(Splits(train=train[:d.size] if d.size else train,
+                               validation=val[:d.val_size] if d.val_size else val,
                                test=rows[n_val:n_val + n_test]), d.mix_share, config.seed)

@@ -90,6 +90,15 @@ def namespaced(name: str, value: Any) -> dict[str, float]:
     return {name: float(value)}
 
 
+class EvaluatorFailed(RuntimeError):
+    """An evaluator raised (or returned what is not a number): the run's failure names it,
+    since a traceback through the trainer's hooks does not say which one of several."""
+
+    def __init__(self, name: str, cause: BaseException) -> None:
+        self.name, self.cause = name, cause
+        super().__init__(f"{type(cause).__name__}: {cause} (raised by the evaluator {name!r})")
+
+
 def run_evaluators(evaluators: Mapping[str, Evaluator], model, tok,
                    ctx: EvalContext) -> dict[str, float]:
     """Every evaluator due at ``ctx``, merged; two evaluators never share a metric name."""
@@ -97,7 +106,11 @@ def run_evaluators(evaluators: Mapping[str, Evaluator], model, tok,
     for name, fn in evaluators.items():
         if not ctx.full and getattr(fn, "when", "always") == "ends":
             continue
-        for key, value in namespaced(name, fn(model, tok, ctx)).items():
+        try:
+            metrics = namespaced(name, fn(model, tok, ctx))
+        except Exception as e:  # noqa: BLE001 - any error of learner code: name its author
+            raise EvaluatorFailed(name, e) from e
+        for key, value in metrics.items():
             if key in merged:
                 raise ValueError(f"evaluators report the metric {key!r} twice; give them "
                                  "names that do not prefix each other")

@@ -11,6 +11,7 @@ training loop: the callbacks in ``callbacks.py`` turn the trainer's hooks into e
 
 from __future__ import annotations
 
+import shutil
 import signal
 import threading
 import time
@@ -21,7 +22,7 @@ from typing import Any
 from transformers import TrainerCallback
 
 from ..config import RunConfig
-from ..errors import RunInterrupted, TrainingError
+from ..errors import ConfigError, RunInterrupted, TrainingError
 from ..events import (
     EvalLogged,
     EventBus,
@@ -34,7 +35,15 @@ from ..events import (
 from ..memory import PeakMemory
 from ..models import choose_placement
 from ..runs import Run, RunWriter, cache_key, find_run, writable_runs_root
-from .callbacks import Evaluator, ProgressBar, ShareCpus, StepEvents, StopFlag, StopOnFlag
+from .callbacks import (
+    Evaluator,
+    EvaluatorFailed,
+    ProgressBar,
+    ShareCpus,
+    StepEvents,
+    StopFlag,
+    StopOnFlag,
+)
 from .part import TrainerPart
 from .policy import PolicyPart
 from .supervised import SupervisedPart
@@ -62,15 +71,27 @@ def train(
     add namespaced measurements to every evaluation; ``callbacks`` are extra transformers
     ``TrainerCallback``s. Every run writes a folder under ``runs_dir`` (``ftlab.runs``).
     ``reuse=True`` returns an earlier run of the same resolved config and evaluators from
-    its folder instead of training (its events are replayed to the listeners).
+    its folder instead of training (its events are replayed to the listeners), if that
+    folder is complete and consistent (``ftlab.runs.reuse_problems``); a damaged one is
+    named in a ``RunFolderWarning``, kept, and the run trained again.
 
     A config with an ``rl`` section is a policy-optimisation run (``policy.py``), else a
     supervised one (``supervised.py``): same arguments, events, folder and failures.
+    Every argument is checked here, before a model loads or a folder is started.
     """
+    if not isinstance(config, RunConfig):
+        raise ConfigError("config", config, "a RunConfig",
+                          "Build one: ftlab.RunConfig(method='lora'), or take a lab's: "
+                          "lab.config(arm).")
     cfg = config.resolved()
-    writable_runs_root(runs_dir)  # a bad FTLAB_RUNS is said now, not after the model loads
-    evaluators = dict(evaluators or {})
+    evaluators = _checked_evaluators(evaluators)
+    callbacks = _checked_callbacks(callbacks)
     listeners = on_event if isinstance(on_event, list) else [on_event] if on_event else []
+    for fn in listeners:
+        if not callable(fn):
+            raise ConfigError("on_event", fn, "a function of one event, or a list of them",
+                              "e.g. on_event=print.")
+    writable_runs_root(runs_dir)  # a bad FTLAB_RUNS is said now, not after the model loads
     if reuse:
         cached = find_run(cfg, runs_dir, evaluators)
         if cached is not None:
@@ -79,6 +100,37 @@ def train(
     Part = PolicyPart if cfg.rl is not None else SupervisedPart
     return execute(Part(cfg, placement, evaluators), listeners=listeners, stop=stop,
                    callbacks=callbacks, runs_dir=runs_dir, progress=progress)
+
+
+def _checked_evaluators(evaluators: Any) -> dict[str, Evaluator]:
+    """``name -> fn(model, tok, ctx)``: a name is the metrics' prefix, so it is a word."""
+    if evaluators is None:
+        return {}
+    if not isinstance(evaluators, Mapping):
+        raise ConfigError("evaluators", evaluators, "a dict of name -> fn(model, tok, ctx)",
+                          "e.g. evaluators={'format': FormatWatch(rows)}.")
+    for name, fn in evaluators.items():
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError("evaluators", name, "names that are non-empty strings",
+                              "A name prefixes the evaluator's metrics ('format.score').")
+        if not callable(fn):
+            raise ConfigError(f"evaluators[{name!r}]", fn, "a function (model, tok, ctx)",
+                              "It returns a number, a dict of numbers or an EvalResult.")
+    return dict(evaluators)
+
+
+def _checked_callbacks(callbacks: Any) -> list:
+    """transformers ``TrainerCallback`` instances (or classes, which the trainer builds)."""
+    if isinstance(callbacks, (TrainerCallback, type, str)) or not isinstance(
+            callbacks, Sequence):
+        raise ConfigError("callbacks", callbacks, "a list of transformers TrainerCallback "
+                          "objects", "Wrap one callback in a list: callbacks=[MyCallback()].")
+    for cb in callbacks:
+        is_class = isinstance(cb, type) and issubclass(cb, TrainerCallback)
+        if not (is_class or isinstance(cb, TrainerCallback)):
+            raise ConfigError("callbacks", cb, "transformers TrainerCallback objects",
+                              "Subclass transformers.TrainerCallback and pass an instance.")
+    return list(callbacks)
 
 
 def execute(part: TrainerPart, *, listeners: Sequence[Listener] = (),
@@ -96,23 +148,36 @@ def execute(part: TrainerPart, *, listeners: Sequence[Listener] = (),
     part.prepare()
     bus = EventBus(list(listeners))
     writer = RunWriter(cfg, placement.device, runs_dir)
-    bus.subscribe(lambda e: writer.log(e.to_dict()) if e.kind != "start" else None)
+    # the end record is logged by ``record``, before the weights and the final status
+    bus.subscribe(lambda e: writer.log(e.to_dict()) if e.kind not in ("start", "end") else None)
     total = cfg.train.max_steps
     events = StepEvents(bus, total, part.step_metrics)
     stopper = StopOnFlag(stop or StopFlag())
     bar = ProgressBar(total, part.label, progress)
     key = cache_key(cfg, part.evaluators)
     trainer = None
+    weights = writer.path / "weights"
+    partial = writer.path / ".weights.partial"
 
     def step() -> int:
         return trainer.state.global_step if trainer is not None else 0
 
-    def record(status: str, error: str | None = None, **more: Any) -> dict:
+    def record(status: str, error: str | None = None, save: bool = False,
+               **more: Any) -> tuple[dict, RunEnded]:
+        # The order makes a finished status the folder's last word: the end record, the
+        # weights (saved aside, then renamed into place), result.json, then status.json.
+        # A kill at any point leaves a folder that the run cache does not reuse.
         final = {**part.final(step(), events), **more}
+        end = RunEnded(status=status, step=step(), error=error, final=final)
+        writer.log(end.to_dict())
+        if save:
+            model = part.returned_model(trainer)
+            model.save_pretrained(partial)
+            part.tokenizer.save_pretrained(partial)
+            partial.rename(weights)
         writer.finish(status, {"status": status, "final": final, "cache_key": key},
                       error=error)
-        bus.emit(RunEnded(status=status, step=step(), error=error, final=final))
-        return final
+        return final, end
 
     def the_run(status: str, final: dict, error: str | None = None) -> Run:
         return Run(path=writer.path, config=cfg, status=status, env=writer.env,
@@ -131,6 +196,14 @@ def execute(part: TrainerPart, *, listeners: Sequence[Listener] = (),
                             params=params))
         with PeakMemory(placement.device) as mem:
             part.run(trainer)
+        bar.close()
+        status = "stopped" if stopper.stopped else part.ending() or "completed"
+        final, end = record(
+            status, save=cfg.save_weights, wall_s=time.perf_counter() - t0,
+            peak_memory_bytes=mem.peak_bytes,
+            peak_memory_above_start_bytes=mem.above_baseline_bytes, peak_memory_kind=mem.kind,
+            params=params, device=placement.device, dtype=placement.dtype_name,
+            **part.figures(trainer))
     except BaseException as e:  # noqa: BLE001 - record every ending, then re-raise
         interrupted = isinstance(e, KeyboardInterrupt)
         status = "interrupted" if interrupted else "failed"
@@ -141,7 +214,9 @@ def execute(part: TrainerPart, *, listeners: Sequence[Listener] = (),
         old_handler = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
         final: dict = {}
         try:
-            final = record(status, msg)
+            shutil.rmtree(partial, ignore_errors=True)  # weights cut by this very failure
+            final, end = record(status, msg)
+            bus.emit(end)
         except Exception as rec_err:  # noqa: BLE001 - a full disk: say so, keep the cause
             msg += f" (The run folder could not be updated: {rec_err}.)"
         finally:
@@ -154,18 +229,8 @@ def execute(part: TrainerPart, *, listeners: Sequence[Listener] = (),
             raise RunInterrupted(f"{msg} Its folder keeps every metric measured so far: "
                                  f"{writer.path}", run) from None
         raise TrainingError(msg, run=run) from e
-    bar.close()
-    status = "stopped" if stopper.stopped else part.ending() or "completed"
-    final = record(
-        status, wall_s=time.perf_counter() - t0, peak_memory_bytes=mem.peak_bytes,
-        peak_memory_above_start_bytes=mem.above_baseline_bytes, peak_memory_kind=mem.kind,
-        params=params, device=placement.device, dtype=placement.dtype_name,
-        **part.figures(trainer))
-    if cfg.save_weights:
-        model = part.returned_model(trainer)
-        model.save_pretrained(writer.path / "weights")
-        part.tokenizer.save_pretrained(writer.path / "weights")
     writer.close()
+    bus.emit(end)  # listeners hear of the end once the folder holds all of it
     return the_run(status, final)
 
 
@@ -193,10 +258,14 @@ def explain(e: BaseException, cfg: RunConfig, step: int) -> str:
     import torch
 
     text = str(e).lower()
-    if isinstance(e, torch.OutOfMemoryError) or "out of memory" in text:
+    cause = e.cause if isinstance(e, EvaluatorFailed) else e
+    if isinstance(cause, torch.OutOfMemoryError) or "out of memory" in text:
         return (f"Out of memory at step {step} with method {cfg.method.name!r}, batch_size "
                 f"{cfg.train.batch_size}, max_length {cfg.data.max_length}. Lower "
                 "train.batch_size or data.max_length, or use 'lora'/'qlora' instead of 'full'.")
     if isinstance(e, KeyboardInterrupt):
         return f"Interrupted at step {step}."
+    if isinstance(e, EvaluatorFailed):
+        return (f"Training failed at step {step}: {e}. Fix the evaluator, or leave it out "
+                "of evaluators=.")  # the cause first, as every failure reads
     return f"Training failed at step {step}: {type(e).__name__}: {e}"

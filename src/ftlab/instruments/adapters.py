@@ -5,19 +5,25 @@
   directions it really uses.
 - ``save_adapter(model, folder)``: what PEFT writes (only the trained tensors) and its size.
 - ``merge_check(model, tok, chats)``: fold LoRA into the base weights
-  (``merge_and_unload``) on a copy and compare the greedy answers token for token.
+  (``merge_and_unload``) on a copy and compare the greedy answers token for token;
+  ``save_merged(model, folder)`` saves such a merged model.
+- Both saves refuse a folder that already holds files unless ``overwrite=True``, and say
+  in one line what is wrong with a path that cannot take the save.
 - ``model_of(run)``: the trained model of a run, also when the run came from the cache.
 """
 
 from __future__ import annotations
 
 import copy
+import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from ..errors import ConfigError, EnvPathError, RunFolderWarning, writable_folder
 from ..models import eval_mode
 
 
@@ -71,14 +77,107 @@ class SavedAdapter:
                 f"({self.weights_bytes / 2**20:.2f} MB of weights)")
 
 
-def save_adapter(model, folder: str | Path) -> SavedAdapter:
+SavedModel = SavedAdapter  # what save_merged returns: the same record of files and sizes
+
+
+def save_adapter(model, folder: str | Path, *, overwrite: bool = False) -> SavedAdapter:
     """``model.save_pretrained(folder)``: a PEFT model writes only its trained tensors and its
-    config; the frozen base is not copied. Returns the files and their sizes."""
-    folder = Path(folder)
-    model.save_pretrained(folder)
-    files = {str(p.relative_to(folder)): p.stat().st_size
-             for p in sorted(folder.rglob("*")) if p.is_file()}
-    return SavedAdapter(folder, files)
+    config; the frozen base is not copied. Returns the files and their sizes.
+
+    ``folder`` must be new or empty unless ``overwrite=True`` (then files of the same name
+    are replaced, others left): an earlier adapter is never replaced silently.
+    """
+    _check_model(model, "save_adapter")
+    if not hasattr(model, "peft_config"):
+        raise ConfigError("model", type(model).__name__, "a PEFT model (LoRA, QLoRA, prefix "
+                          "or prompt tuning)", "A plain transformers model has no adapter: "
+                          "save it whole with save_merged(model, folder).")
+    return _save(model, None, _target(folder, overwrite, "save_adapter"), "save_adapter")
+
+
+def save_merged(model, folder: str | Path, tokenizer=None, *,
+                overwrite: bool = False) -> SavedModel:
+    """Save a whole model, LoRA folded in: a folder that ``ftlab.models.load_model`` (or
+    transformers' ``from_pretrained``) loads without PEFT.
+
+    A PEFT LoRA model is merged on a copy first (``merged_copy``); a model already merged
+    is saved as it is. The same guards as ``save_adapter``: a folder that holds files is
+    replaced only with ``overwrite=True``; a file, an empty path, no model, or a place that
+    cannot be written are refused in one line. Pass ``tokenizer`` to save it alongside.
+    """
+    _check_model(model, "save_merged")
+    peft = hasattr(model, "peft_config")
+    if peft and not lora_layers(model):
+        raise ConfigError("model", type(model).__name__, "a LoRA (or QLoRA) model, or a "
+                          "plain transformers model", "Only LoRA folds into the base "
+                          "weights: save prefix or prompt tuning with save_adapter.")
+    target = _target(folder, overwrite, "save_merged")  # before the merge's copy of the model
+    return _save(merged_copy(model) if peft else model, tokenizer, target, "save_merged")
+
+
+def _check_model(model, what: str) -> None:
+    if model is None or not hasattr(model, "save_pretrained"):
+        raise ConfigError("model", model if model is None else type(model).__name__,
+                          "a trained model", f"A run read back from the run cache has no "
+                          f"model: take it with model, tok = model_of(run, lab), then "
+                          f"{what}(model, folder).")
+
+
+def _save(model, tokenizer, target: Path, what: str) -> SavedAdapter:
+    """Write a checked target (``_target``); a failure of the disk is said as such."""
+    try:
+        model.save_pretrained(target)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(target)
+    except OSError as e:  # a disk that fills up or goes read-only during the save
+        raise EnvPathError(f"folder ({what})", _shown(target),
+                           f"could not be written ({e.strerror or type(e).__name__})",
+                           "Free some space or choose another folder; the save is "
+                           "incomplete.") from None
+    files = {str(p.relative_to(target)): p.stat().st_size
+             for p in sorted(target.rglob("*")) if p.is_file()}
+    return SavedAdapter(target, files)
+
+
+def _target(folder: str | Path, overwrite: bool, what: str) -> Path:
+    """``folder`` checked as a save's target: a path, not empty, not a file, new or empty
+    (unless ``overwrite``), and writable; created here."""
+    variable = f"folder ({what})"
+    example = f"{what}(model, Path(run.path) / '{what.removeprefix('save_')}')"
+    if not isinstance(folder, (str, os.PathLike)):
+        raise ConfigError("folder", folder, "a folder path (str or pathlib.Path)",
+                          f"e.g. {example}.")
+    if not str(os.fspath(folder)).strip():
+        raise ConfigError("folder", folder, "a folder path that is not empty",
+                          "An empty path would write into the current folder; name a new "
+                          f"folder, e.g. {example}.")
+    target = Path(folder).expanduser()
+    try:
+        exists, is_dir = target.exists(), target.is_dir()
+        held = sorted(p.name for p in target.iterdir()) if is_dir else []
+    except (OSError, ValueError) as e:  # too long a name, a NUL byte, no permission
+        why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise EnvPathError(variable, _shown(target), f"cannot be used ({why})",
+                           "Choose another folder.") from None
+    if exists and not is_dir:
+        raise EnvPathError(variable, _shown(target), "is a file, not a folder",
+                           "Name a folder to save into (it is created if missing); the file "
+                           "is left as it is.")
+    if held and not overwrite:
+        shown = ", ".join(held[:3]) + (f" and {len(held) - 3} more" if len(held) > 3 else "")
+        raise EnvPathError(variable, _shown(target), f"already holds {len(held)} "
+                           f"file{'s' if len(held) > 1 else ''} ({shown})",
+                           f"Choose a new folder, or pass overwrite=True to replace what "
+                           f"{what} writes there.")
+    try:
+        return writable_folder(target, variable, "Choose a folder you may write to.")
+    except EnvPathError as e:
+        raise EnvPathError(variable, _shown(target), e.problem, e.fix) from None
+
+
+def _shown(path: Path) -> str:
+    text = str(path)
+    return text if len(text) <= 80 else f"{text[:60]}... ({len(text)} characters)"
 
 
 def tensor_bytes(model, trainable_only: bool = True) -> int:
@@ -166,13 +265,20 @@ def model_of(run, lab=None):
     """``(model, tokenizer)`` of a run: the live model if it has one, else its saved weights
     (``save_weights=True``), else trained again from its config (a run read back from the
     run cache has no model). ``lab`` supplies the evaluators and run folder of a lab's runs,
-    so the retrained run is the same cache entry."""
+    so the retrained run is the same cache entry. Saved weights that would not load (cut,
+    or removed) are named in one warning and the run is trained again; the folder is kept."""
     if run.model is not None:
         return run.model, run.tokenizer
-    if (Path(run.path) / "weights").is_dir():
-        from ..runs import load_trained
+    weights = Path(run.path) / "weights"
+    if weights.is_dir() or run.config.save_weights:
+        from ..runs import load_trained, weights_problems
 
-        return load_trained(run.path)
+        problems = weights_problems(weights, run.config)
+        if not problems:
+            return load_trained(run.path)
+        warnings.warn(f"Run folder {run.path} has damaged weights: " + "; ".join(problems)
+                      + ". Training the run again; the folder is kept.", RunFolderWarning,
+                      stacklevel=2)
     from ..engine import train
 
     fresh = train(run.config, evaluators=getattr(lab, "watch", None),

@@ -218,7 +218,8 @@ def estimate(model: str | float | Shape, method: str, *, precision: str = "bf16"
 
     ``checkpointing`` defaults to on for QLoRA (as in the QLoRA paper) and off otherwise;
     ``flash`` (a fused attention kernel, no stored attention scores) to on for ``bf16``.
-    ``lora_dropout``: LoRA's adapters apply dropout to their input (ftlab's default 0.05),
+    ``lora_dropout``: LoRA's adapters apply dropout to their input (QLoRA's recipes use
+    0.05-0.1; ftlab's runs default to PEFT's 0, pass False to match them),
     which stores one more copy of every adapted layer's input and a mask.
     """
     if precision not in ("bf16", "fp32"):

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import html
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -99,13 +99,17 @@ class Verdict:
 
     @property
     def passed(self) -> bool:
-        return self.holds_in >= self.required
+        """The claim held in the seeds required; over no seed at all it never holds (a
+        lesson that was not run has shown nothing)."""
+        return bool(self.rows) and self.holds_in >= self.required
 
     def __bool__(self) -> bool:
         return self.passed
 
     @property
     def summary(self) -> str:
+        if not self.rows:
+            return "NOT CHECKED: no seed was measured (a claim holds only on measured runs)"
         word = "HOLDS" if self.passed else "DOES NOT HOLD"
         return (f"{word}: in {self.holds_in} of {len(self.rows)} seeds "
                 f"(required {self.required})")
@@ -201,9 +205,50 @@ class LabResult:
 
     def numbers(self) -> list[dict]:
         """``lab.measure`` for every seed: what the check and the figures read."""
-        return [{"seed": s, **self.lab.measure(self.by_seed(s))} for s in self.seeds]
+        out = []
+        for s in self.seeds:
+            try:
+                out.append({"seed": s, **self.lab.measure(self.by_seed(s))})
+            except KeyError:  # a measure that reads an arm this sweep lacks: say which
+                self.require_arms()
+                raise
+        return out
+
+    def missing_arms(self) -> dict[int, list[str]]:
+        """Per seed swept, the arms the lab's check needs (``Lab.needed_arms``) that this
+        result lacks; empty when every seed has them all."""
+        needed = self.lab.needed_arms
+        have = {s: set(self.by_seed(s)) for s in self.seeds}
+        return {s: [a for a in needed if a not in arms] for s, arms in have.items()
+                if any(a not in arms for a in needed)}
+
+    def require_arms(self) -> None:
+        """Refuse, before any number is read, a result the check cannot be run on: no seed
+        at all, or a seed without an arm the check reads (``ConfigError`` naming the arms
+        missing and the sweep that runs them)."""
+        name = type(self.lab).__name__
+        if not self.runs:
+            raise ConfigError("seeds", [], "at least one seed swept",
+                              f"A lesson holds only on runs that were measured: "
+                              f"lab.sweep() runs {name}'s seeds {list(self.lab.seeds)}.")
+        missing = self.missing_arms()
+        if not missing:
+            return
+        needed = list(self.lab.needed_arms)
+        lacks = "; ".join(f"seed {s} lacks {', '.join(map(repr, arms))}"
+                          for s, arms in missing.items())
+        seeds = sorted(missing)
+        present = sorted({a for a, s in self.runs if s in missing})
+        raise ConfigError("arms", present,
+                          f"every arm {name}'s check reads, on every seed: "
+                          + ", ".join(map(repr, needed)) + f" ({lacks})",
+                          f"Sweep them: lab.sweep(seeds={seeds}) runs every checked arm, or "
+                          f"lab.sweep(seeds={seeds}, arms={needed}).")
 
     def check(self) -> Verdict:
+        """The lesson on every seed swept; a sweep it cannot be checked on is refused first
+        (``require_arms``)."""
+        self.require_arms()
         rows, names, read, labels = [], [], {}, {}
         for m in self.numbers():
             seen = _Reads(m)
@@ -266,6 +311,9 @@ class Lab:
     seeds: ClassVar[tuple[int, ...]] = (0, 1, 2)
     required_seeds: ClassVar[int | None] = None  # None: every seed swept
     sweep_more: ClassVar[bool] = True  # ``sweep()`` runs the extra arms unless more=False
+    # The arms the check cannot do without, on every seed (``None``: the preset's checked
+    # arms); ``LabResult.check`` refuses a sweep that lacks one, naming it.
+    needs: ClassVar[Sequence[str] | None] = None
     # The words a learner reads for a measured number, by its name without the arm prefix
     # (``"drop_ci_low"`` names every ``"<arm>.drop_ci_low"``) or by its full name (one
     # without an arm prefix, or one arm's number worded apart): see ``number_label``.
@@ -287,6 +335,7 @@ class Lab:
             p = cls.presets[self.preset]
             self.config_base = cls.base.replace(**p.base).replace(**changes)
         else:
+            start.validate()  # no arm may be built below: a bad preset or knob shows now
             self.preset = start.preset
             p = Preset(arms=cls.arms, watch=cls.watch)
             self.config_base = start
@@ -297,6 +346,12 @@ class Lab:
         self.watch = dict(p.watch)
         for arm in self.arms:  # a change that fits no arm is an error now, not at run time
             self.config(arm)
+
+    @property
+    def needed_arms(self) -> tuple[str, ...]:
+        """The arms ``check`` reads on every seed: ``needs``, else the checked arms."""
+        needs = type(self).needs
+        return tuple(self.checked if needs is None else needs)
 
     # -- configs ------------------------------------------------------------------------
     def config(self, arm: str, seed: int = 0, **changes: Any) -> RunConfig:
@@ -326,13 +381,20 @@ class Lab:
         """The checked arms over every seed and, with ``more`` (default: the lab's
         ``sweep_more``), the extra arms on the first seed; ``arms``: those arms over every
         seed instead. Cached runs are loaded, not trained."""
-        seeds = list(self.seeds if seeds is None else seeds)
+        seeds = self._seed_list(seeds)
         if arms is not None:
+            arms = [arms] if isinstance(arms, str) else list(arms)
+            if not arms:
+                raise ConfigError("arms", arms, "at least one arm: "
+                                  + ", ".join(map(repr, self.arms)),
+                                  "Leave arms out to sweep the arms the check reads.")
             jobs = [(a, s) for s in seeds for a in arms]
         else:
             jobs = [(a, s) for s in seeds for a in self.checked]
             if (self.sweep_more if more is None else more) and seeds:
                 jobs += [(a, seeds[0]) for a in self.extra]
+        for arm, seed in jobs:  # every arm and seed checked before the first run trains
+            self.config(arm, seed)
         result, t0 = LabResult(self), time.perf_counter()
         n_arms = len({a for a, _ in jobs})
         for arm, seed in tqdm(jobs, desc=f"{type(self).__name__}: {n_arms} arms, "
@@ -340,6 +402,30 @@ class Lab:
             result.runs[(arm, seed)] = self.run(arm, seed, refresh=refresh, progress=False)
         result.wall_s = time.perf_counter() - t0
         return result
+
+    def _seed_list(self, seeds: Any) -> list[int]:
+        """``sweep``'s seeds as a list: at least one, none twice. A bare number is refused:
+        ``seeds=3`` could mean seed 3 or three seeds, and a wrong guess trains the wrong runs."""
+        if seeds is None:
+            return list(self.seeds)
+        example = f"e.g. seeds={list(self.seeds)}"
+        if isinstance(seeds, (int, float, str, bytes)) or not isinstance(seeds, Iterable):
+            whole = isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 0
+            fix = f"For seed {seeds} alone: seeds=[{seeds}]" if whole else ""
+            if whole and seeds > 0:
+                fix += f"; for {seeds} seeds: seeds=range({seeds})"
+            fix += "." if fix else ""
+            raise ConfigError("seeds", seeds, f"a list of seeds ({example})", fix)
+        out = list(seeds)
+        if not out:
+            raise ConfigError("seeds", out, f"at least one seed ({example})",
+                              "A lesson holds only on runs that were measured; leave seeds "
+                              f"out to sweep {type(self).__name__}'s own.")
+        twice = sorted({s for s in out if out.count(s) > 1}, key=out.index)
+        if twice:
+            raise ConfigError("seeds", out, "each seed once",
+                              f"Seed {', '.join(map(repr, twice))} is given twice.")
+        return out
 
     def panel(self, arm: str | None = None, seed: int = 0, **kwargs: Any):
         """The lab's control panel, starting from an arm (default: the first)."""

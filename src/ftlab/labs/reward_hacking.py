@@ -154,6 +154,7 @@ class RewardHacking(Lab):
             watch={"heldout": GoldWatch()}),
     }
     sweep_more = False  # the extra arms: lab.sweep(more=True)
+    needs = ("hacked",)  # every condition compares with it; the penalty's are added if swept
     knobs = {"rl.kl": (0.001, 10.0), "rl.length_penalty": (0.0, 0.1), "steps": (2, 300),
              "lr": (1e-5, 1e-1), "rl.generations": (2, 16), "rl.max_completion_length": (8, 256),
              "rl.temperature": (0.1, 2.0), "rl.reward": None, "rl.labeller_p_longer": (0.0, 1.0)}

@@ -20,6 +20,7 @@ from typing import Any
 
 import ipywidgets as w
 
+from ..errors import ConfigError
 from ..generation import Answer, generate_answers
 
 _CSS = ("<style>.ftlab-chat td,.ftlab-chat th{vertical-align:top;padding:4px 8px;"
@@ -38,6 +39,17 @@ class ChatView:
 
     def __init__(self, model, tok, base=None, *, names: Sequence[str] = ("trained", "base"),
                  max_new_tokens: int = 64, system: str | None = None) -> None:
+        if model is None:
+            raise ConfigError(
+                "model", None, "a loaded model to chat with",
+                "A run read back from the run cache has no model in memory (run.model is "
+                "None): get one with `model, tok = ftlab.instruments.adapters.model_of(run)` "
+                "(its saved weights, else trained again), or load a base model with "
+                "ftlab.models.load_model(...).")
+        if tok is None:
+            raise ConfigError("tok", None, "the model's tokenizer",
+                              "Pass the tokenizer that came with the model (run.tokenizer, or "
+                              "the second value of load_model / model_of).")
         if base is None and not hasattr(model, "disable_adapter"):
             raise TypeError("base=None needs a PEFT model (its adapter is switched off for "
                             "the base answers); pass base=<the base model> otherwise.")
@@ -81,10 +93,14 @@ class ChatView:
         return {self.names[0]: trained, self.names[1]: base}
 
     def ask(self, text: str) -> dict[str, str]:
-        """Send ``text`` (what the Send button does), wait, return ``{name: answer text}``."""
+        """Send ``text`` (what the Send button does), wait, return ``{name: answer text}``.
+
+        An empty message is a ``ConfigError`` (one line in a notebook, no traceback); the
+        transcript is left as it was."""
+        if not isinstance(text, str) or not text.strip():
+            raise ConfigError("message", text, "a question in words",
+                              "Type something to ask; the transcript is unchanged.")
         text = text.strip()
-        if not text:
-            raise ValueError("Empty message: type something to ask.")
         got = self.answers(text)
         self.history.append({"message": text, **got})
         self.transcript.value = self._render()

@@ -212,6 +212,8 @@ class ControlPanel:
         Raises ``ConfigError`` naming the bad field, its allowed range and a fix.
         """
         name = overrides.pop("method", None) or self.method.value
+        if isinstance(name, str) or not hasattr(name, "name"):
+            self._check_method(name)  # as ``set`` checks it: a name the panel offers
         if not isinstance(name, str):  # a method config object
             method, name = name, name.name
         else:
