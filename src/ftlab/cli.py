@@ -4,6 +4,7 @@
     ftlab params --method lora --json   parameter report
     ftlab train --method lora --preset cpu --json [--lr 1e-3 --steps 20 --set r=16]
     ftlab runs [--json]                 list run folders (damaged ones named)
+    ftlab env [--json]                  library versions against the tested ranges, device
     ftlab eval --suite benchmark --json (see ftlab.evaluate.cli)
 
 Every problem ftlab can explain prints as one line (a JSON object with --json) and exits 2;
@@ -198,6 +199,19 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_env(args: argparse.Namespace) -> int:
+    from .environment import check_environment
+
+    report = check_environment()
+    print(json.dumps(report.to_dict()) if args.json else str(report))
+    if report.ok:
+        return 0
+    names = ", ".join(f"{p.name} {p.installed or '(missing)'}" for p in report.problems)
+    print(f"ftlab: error: not the tested versions: {names} (the fix is printed above)",
+          file=sys.stderr)
+    return EXIT_ERROR
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="ftlab", description=__doc__,
                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -223,6 +237,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("env", help="library versions against the tested ranges, and the device")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_env)
 
     try:
         from .evaluate.cli import add_parser as add_eval_parser

@@ -31,6 +31,7 @@ from typing import Any
 
 from .config import RunConfig
 from .digest import digest
+from .environment import TRAINING_PACKAGES
 from .errors import (
     ConfigError,
     EnvPathError,
@@ -41,7 +42,7 @@ from .errors import (
 )
 from .events import EvalLogged, RunEnded, SamplesLogged, StepLogged
 
-PACKAGES = ("ftlab", "torch", "transformers", "peft", "trl", "bitsandbytes", "accelerate")
+PACKAGES = ("ftlab", *TRAINING_PACKAGES)  # what env.json records (ftlab.environment: the list)
 
 
 def runs_root(runs_dir: str | Path | None = None) -> Path:
