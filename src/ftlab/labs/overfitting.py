@@ -133,8 +133,11 @@ class Overfitting(Lab):
              "smaller; and the small-data model repeats its training answers verbatim far more "
              f"often (by {SEPARATION:.0%} or more of the questions) than it answers new "
              "questions right.")
-    base = RunConfig(method="lora", preset="auto").replace(task="arithmetic",
-                                                           **{"eval.samples": 0})
+    # LoRA dropout 0.05 (ftlab's default when the margins were measured): at PEFT's 0 the
+    # small run of seed 0 ended 0.27 nats above its minimum (0.78 against 1.13 with it),
+    # under RISE_ABS, so the lab keeps the setting its margins come from
+    base = RunConfig(method="lora", preset="auto").replace(
+        task="arithmetic", **{"eval.samples": 0, "method.dropout": 0.05})
     presets = {
         "cpu": Preset(
             base={"steps": 18, "batch_size": 4, "lr": 3e-3, "eval_every": 2,
