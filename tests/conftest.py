@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 
 import pytest
 import torch
@@ -14,6 +15,24 @@ from ftlab.data.formats import IGNORE_INDEX, encode
 def _runs_dir(tmp_path_factory):
     os.environ["FTLAB_RUNS"] = str(tmp_path_factory.mktemp("runs"))
     yield
+
+
+@pytest.fixture
+def readonly_dir(tmp_path):
+    """An empty folder nobody may write to (a read-only tmpfs when running as root)."""
+    d = tmp_path / "readonly"
+    d.mkdir()
+    if os.geteuid() != 0:
+        d.chmod(0o555)
+        yield d
+        d.chmod(0o755)
+        return
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(d)],
+                             capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("root without mount: no way to make a read-only folder here")
+    yield d
+    subprocess.run(["umount", str(d)], check=False)
 
 
 @pytest.fixture

@@ -9,8 +9,6 @@ file a variable wrongly points at is left as it was.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 
 import pytest
 import torch
@@ -31,24 +29,6 @@ def a_file(tmp_path):
     f = tmp_path / "notes.txt"
     f.write_text("a learner's precious notes")
     return f
-
-
-@pytest.fixture
-def readonly_dir(tmp_path):
-    """An empty folder nobody may write to (a read-only tmpfs when running as root)."""
-    d = tmp_path / "readonly"
-    d.mkdir()
-    if os.geteuid() != 0:
-        d.chmod(0o555)
-        yield d
-        d.chmod(0o755)
-        return
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(d)],
-                             capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip("root without mount: no way to make a read-only folder here")
-    yield d
-    subprocess.run(["umount", str(d)], check=False)
 
 
 # (variable, what it points at, command, phrase of the message)

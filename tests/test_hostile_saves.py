@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -105,24 +104,6 @@ def test_an_empty_folder_is_a_fine_target(lora, tmp_path, save):
     (tmp_path / "empty").mkdir()
     saved = SAVES[save](*lora, tmp_path / "empty")
     assert saved.weights_bytes > 0
-
-
-@pytest.fixture
-def readonly_dir(tmp_path):
-    """An empty folder nobody may write to (a read-only tmpfs when running as root)."""
-    d = tmp_path / "readonly"
-    d.mkdir()
-    if os.geteuid() != 0:
-        d.chmod(0o555)
-        yield d
-        d.chmod(0o755)
-        return
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(d)],
-                             capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip("root without mount: no way to make a read-only folder here")
-    yield d
-    subprocess.run(["umount", str(d)], check=False)
 
 
 # (case, the target (given tmp_path and a file in it), error, phrases)
