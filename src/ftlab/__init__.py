@@ -18,6 +18,7 @@ from .engine import StopFlag, TrainResult, train
 from .errors import (
     ConfigError,
     DatasetError,
+    DoesNotFitError,
     FtlabError,
     MissingDependencyError,
     ModelNotFoundError,
@@ -52,7 +53,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "DEFAULT_MODEL", "METHODS", "PRESETS", "ConfigError", "DataConfig", "DatasetError",
-    "EvalConfig", "FtlabError", "FullFinetune", "Lora", "MethodConfig",
+    "DoesNotFitError", "EvalConfig", "FtlabError", "FullFinetune", "Lora", "MethodConfig",
     "MissingDependencyError", "ModelNotFoundError", "PrefixTuning", "PromptTuning", "QLora",
     "RunConfig", "StopFlag", "TrainConfig", "TrainResult", "TrainingError", "apply_method",
     "load_model", "method_config", "param_report", "train",

@@ -19,12 +19,16 @@ def trainer_arguments(cls: type, *, output_dir: str, max_steps: int, batch_size:
     and PyTorch's fused AdamW (one kernel for every tensor: on 2 CPU cores a full
     fine-tuning step of SmolLM2 updates in 0.07 s instead of 0.42 s; the same update to
     within 1.2e-7 after three steps).
+
+    A float16 placement always gets ``fp16=True``: its weights were loaded as fp32 masters
+    (``Placement.weight_dtype``), so without autocast and loss scaling the run would train in
+    fp32 while its record says float16.
     """
     args: dict[str, Any] = dict(
         output_dir=output_dir, max_steps=max_steps, per_device_train_batch_size=batch_size,
         learning_rate=learning_rate, optim="adamw_torch_fused", logging_steps=1,
         save_strategy="no", report_to=[], seed=seed, data_seed=seed, disable_tqdm=True,
-        dataloader_num_workers=0, use_cpu=placement.device == "cpu")
+        dataloader_num_workers=0, use_cpu=placement.device == "cpu", fp16=fp16(placement))
     args.update(more)
     return cls(**args)
 
@@ -34,6 +38,14 @@ def bf16(placement) -> bool:
     import torch
 
     return placement.dtype == torch.bfloat16
+
+
+def fp16(placement) -> bool:
+    """Mixed precision in fp16 with loss scaling where the placement chose float16 (GPUs
+    that only emulate bf16: T4, V100); the weights stay fp32."""
+    import torch
+
+    return placement.dtype == torch.float16
 
 
 def schedule(train) -> dict[str, Any]:

@@ -3,7 +3,9 @@
     ftlab prepare                       convert the embedded model once (make does this)
     ftlab params --method lora --json   parameter report
     ftlab train --method lora --preset cpu --json [--lr 1e-3 --steps 20 --set r=16]
+    ftlab train --config run.yaml [--set train.max_steps=2]   a config file (or run folder)
     ftlab runs [--json]                 list run folders (damaged ones named)
+    ftlab export RUN --format gguf [--quant q8_0] [--out DIR]   take a trained model home
     ftlab env [--json]                  library versions against the tested ranges, device
     ftlab eval --suite benchmark --json (see ftlab.evaluate.cli)
 
@@ -94,8 +96,15 @@ def _add_knob_flags(p: argparse.ArgumentParser, flags: dict[str, str]) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
-    """Build the run's config from flags: the one path the CLI shares with notebooks."""
-    changes: dict[str, Any] = {"method": args.method}
+    """Build the run's config from flags: the one path the CLI shares with notebooks.
+
+    ``--config FILE`` (``RunConfig.from_file``) is the start; the flags given, then each
+    ``--set``, change it through ``replace``, so they win over the file.
+    """
+    source = getattr(args, "config", None)
+    start = RunConfig.from_file(source) if source is not None else RunConfig()
+    method = getattr(args, "method", None)  # only when given: a file's method keeps its knobs
+    changes: dict[str, Any] = {} if method is None else {"method": method}
     for flag, path in {**RUN_FLAGS, **TRAIN_FLAGS}.items():
         value = getattr(args, _dest(flag), None)
         if value is not None and value is not False:  # False: a switch not given
@@ -109,15 +118,19 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
                               "but the name is empty", "Write --set name=value, e.g. "
                               "--set r=16 or --set train.warmup_steps=2.")
         changes[key.strip()] = _value(text)
-    return RunConfig().replace(**changes)
+    return start.replace(**changes)
 
 
 def _add_run_flags(p: argparse.ArgumentParser) -> None:
     # The knob flags of type int read numbers as written (`_number`): the knob door judges
     # them. (argparse's registry: the flag's type stays `int`, and so do its messages.)
     p.register("type", int, _number)
-    p.add_argument("--method", default=RunConfig().method.name,
-                   help="one of: " + ", ".join(METHODS))
+    p.add_argument("--config", metavar="FILE",
+                   help="start from a run config file (.json, .yaml or .yml, as "
+                   "RunConfig.save writes) or a run folder (its config.json); the flags "
+                   "given and --set win over it")
+    p.add_argument("--method", help="one of: " + ", ".join(METHODS)
+                   + f" (default: the config file's, else {RunConfig().method.name})")
     _add_knob_flags(p, RUN_FLAGS)
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="any knob, e.g. r=16, num_virtual_tokens=10, train.warmup_steps=2; "
@@ -199,6 +212,23 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export
+
+    done = export(args.run, args.out, args.format, quant=args.quant,
+                  overwrite=args.overwrite, check=not args.no_check)
+    if args.json:
+        check = done.check
+        print(json.dumps({"format": done.format, "quant": done.quant, "path": str(done.path),
+                          "files": done.files, "identical": check and check.identical,
+                          "answers": check and check.total,
+                          "agreement": check and check.agreement}))
+    else:
+        print(done)
+        print(f"model card: {done.path / 'README.md'}")
+    return 0
+
+
 def cmd_env(args: argparse.Namespace) -> int:
     from .environment import check_environment
 
@@ -237,6 +267,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("export", help="write a run's model as an adapter, merged or GGUF")
+    p.add_argument("run", help="a run folder, or a run's name from `ftlab runs`")
+    p.add_argument("--format", default="adapter", choices=("adapter", "merged", "gguf"),
+                   help="adapter: what PEFT saves; merged: the whole model, LoRA folded in; "
+                        "gguf: one file for llama.cpp / Ollama")
+    p.add_argument("--quant", default="q8_0", choices=("f32", "f16", "q8_0"),
+                   help="GGUF weight type (default q8_0; f32 keeps every weight)")
+    p.add_argument("--out", help="folder to write (default: exports/<run>-<format>)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into a folder that already holds files")
+    p.add_argument("--no-check", action="store_true",
+                   help="skip loading the export back and comparing its answers")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("env", help="library versions against the tested ranges, and the device")
     p.add_argument("--json", action="store_true")

@@ -24,12 +24,15 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from .config_file import read_config_file, write_config_file
 from .data.formats import FORMATS
 from .data.tasks import TASKS
-from .errors import ConfigError
+from .errors import ConfigError, ConfigFileError
 from .knobs import KnobConfig, empty_name, knob, unknown_knob, validate
 from .methods import METHODS, Lora, MethodConfig, method_config
 from .models import DEFAULT_MODEL, DEVICE_ALLOWED, DEVICE_PATTERN
@@ -378,6 +381,30 @@ class RunConfig(KnobConfig):
             if not isinstance(key, str):
                 raise cls.unknown_knob(key, value)
         return cls(**d)  # sections as dicts: __post_init__ checks and converts them
+
+    # -- as a file -----------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write this config to ``path`` (YAML for ``.yaml``/``.yml``, JSON for ``.json``, the
+        form of a run folder's ``config.json``), so a run can be shared, edited and launched
+        with ``ftlab train --config``; ``from_file`` gives the same config and hash back.
+        Only a valid config is written (``ConfigError`` otherwise)."""
+        self.validate()
+        return write_config_file(self.to_dict(), path)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike) -> RunConfig:
+        """The config a file describes: one ``save`` wrote, one written by hand (fields left
+        out keep their defaults) or a run folder (its ``config.json``).
+
+        Values pass the door of ``from_dict`` and ``validate``, the one that ``replace`` and
+        ``--set`` use; any problem is a ``ConfigFileError`` naming the file (and the line
+        and column of a syntax error, or the knob at fault).
+        """
+        data, source = read_config_file(path)
+        try:
+            return cls.from_dict(data).validate()
+        except ConfigError as e:
+            raise ConfigFileError(source, str(e), field=e.field) from e
 
     def hash(self) -> str:
         """Same config, same hash (12 hex digits): names and caches the run."""

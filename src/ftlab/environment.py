@@ -132,6 +132,7 @@ class EnvironmentReport:
     dtype: str
     threads: int | None
     pins_from: str
+    dtype_reason: str = ""  # why that dtype (``Placement.reason``)
 
     @property
     def problems(self) -> list[PackageCheck]:
@@ -162,7 +163,8 @@ class EnvironmentReport:
     def to_dict(self) -> dict:
         rows = [asdict(p) for p in (self.python, *self.packages)]
         return {"ok": self.ok, "packages": rows, "device": self.device, "dtype": self.dtype,
-                "threads": self.threads, "pins_from": self.pins_from, "fix": self.fix}
+                "dtype_reason": self.dtype_reason, "threads": self.threads,
+                "pins_from": self.pins_from, "fix": self.fix}
 
     def __str__(self) -> str:
         rows = [("package", "installed", "tested range", "status")]
@@ -175,6 +177,8 @@ class EnvironmentReport:
         lines.append("")
         lines.append(f"device {self.device}, dtype {self.dtype} (what device='auto' picks); "
                      f"torch threads {self.threads if self.threads is not None else '-'}")
+        if self.dtype_reason:
+            lines.append(f"why this dtype: {self.dtype_reason}")
         lines.append(f"tested ranges from {self.pins_from}")
         lines.append("all versions are in the tested ranges" if self.ok
                      else f"not as tested: {self.fix}")
@@ -195,20 +199,22 @@ class EnvironmentReport:
         return ("<table><thead><tr><th>package</th><th>installed</th><th>tested range</th>"
                 f"<th>status</th></tr></thead><tbody>{cells}</tbody></table>"
                 f"<p>device <code>{e(self.device)}</code>, dtype <code>{e(self.dtype)}</code> "
-                f"(what <code>device='auto'</code> picks); torch threads {threads}</p>{verdict}")
+                f"(what <code>device='auto'</code> picks: {e(self.dtype_reason or '-')}); "
+                f"torch threads {threads}</p>{verdict}")
 
 
-def _placement() -> tuple[str, str, int | None]:
-    """Device, dtype and torch's thread count, or why torch could not say."""
+def _placement() -> tuple[str, str, int | None, str]:
+    """Device, dtype, torch's thread count and why that dtype, or why torch could not say."""
     try:
         import torch
 
         from .models import choose_placement
 
         placement = choose_placement("auto")
-        return placement.device, placement.dtype_name, torch.get_num_threads()
+        return (placement.device, placement.dtype_name, torch.get_num_threads(),
+                placement.reason)
     except Exception as e:  # noqa: BLE001 - a broken torch is what this check must report
-        return f"unknown ({type(e).__name__}: {e})", "-", None
+        return f"unknown ({type(e).__name__}: {e})", "-", None, ""
 
 
 def check_environment(versions: Mapping[str, str | None] | None = None,
@@ -226,7 +232,8 @@ def check_environment(versions: Mapping[str, str | None] | None = None,
     for name in packages:
         installed = given[name] if name in given else installed_version(name)
         rows.append(_judge(name, installed, pins.get(name.lower())))
-    device, dtype, threads = _placement()
+    device, dtype, threads, reason = _placement()
     return EnvironmentReport(
         python=_judge("python", python, SpecifierSet(python_range) if python_range else None),
-        packages=tuple(rows), device=device, dtype=dtype, threads=threads, pins_from=origin)
+        packages=tuple(rows), device=device, dtype=dtype, threads=threads, pins_from=origin,
+        dtype_reason=reason)

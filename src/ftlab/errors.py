@@ -25,6 +25,29 @@ class ConfigError(FtlabError, ValueError):
         super().__init__(f"{msg} {fix}".strip())
 
 
+class ConfigFileError(FtlabError, ValueError):
+    """A run config file (``RunConfig.from_file``, ``ftlab train --config``) that cannot be
+    read, written or turned into a run: the message starts with the file (with the line and
+    column of a syntax error), so the learner knows where to look before what to change.
+
+    ``field`` names the knob at fault when the file parsed but a value did not pass
+    (``train.max_steps``); it is None for a problem with the file as a whole.
+    """
+
+    def __init__(self, path: object, problem: str, fix: str = "", line: int | None = None,
+                 column: int | None = None, field: str | None = None) -> None:
+        self.path, self.problem, self.fix = path, problem, fix
+        self.line, self.column, self.field = line, column, field
+        where = str(path) if str(path).isprintable() else repr(str(path))
+        if len(where) > 200:  # a generated path: its start is enough to find it
+            where = f"{where[:120]}... ({len(where)} characters)"
+        if line is not None:
+            where += f", line {line}" + ("" if column is None else f", column {column}")
+        problem = problem.strip()
+        stop = "" if problem.endswith((".", "?", "!")) else "."  # a knob's message has its own
+        super().__init__(f"{where}: {problem}{stop} {fix}".strip())
+
+
 class DatasetError(FtlabError, ValueError):
     """A dataset file or row does not have the shape ftlab needs.
 
@@ -67,6 +90,26 @@ class ModelNotFoundError(FtlabError, OSError):
 
 class MissingDependencyError(FtlabError, ImportError):
     """An optional package that this feature needs is not installed."""
+
+
+class DoesNotFitError(FtlabError, ValueError):
+    """A run whose estimated peak memory exceeds what its device has free, refused before any
+    model is built: the message names both numbers and the changes that would fit.
+
+    ``needed`` and ``free`` are bytes; ``changes`` the settings that would make it fit.
+    """
+
+    def __init__(self, device: str, needed: int, free: int, detail: str,
+                 changes: list[str]) -> None:
+        self.device, self.needed, self.free, self.changes = device, needed, free, list(changes)
+        gib = 2**30
+        fix = ("Change one of these: " + "; ".join(changes) + "." if changes else
+               "Lower train.batch_size and data.max_length (and rl.generations for GRPO), "
+               "or use 'qlora'.")
+        super().__init__(
+            f"This run will not fit on {device}: it needs about {needed / gib:.1f} GiB "
+            f"({detail}) and {device} has {free / gib:.1f} GiB free. {fix} (Set "
+            "FTLAB_SKIP_MEMORY_CHECK=1 to start it anyway.)")
 
 
 class TrainingError(FtlabError, RuntimeError):

@@ -165,7 +165,8 @@ class QLora(Lora):
     double_quant: bool = knob(True, "Also quantize the quantization constants (saves ~0.4 bit "
                               "per weight).", choices=(True, False))
     compute_dtype: str = knob("auto", "dtype of the matmuls on dequantized weights "
-                              "(auto: bfloat16 on a GPU that has it, else float32).",
+                              "(auto: the run's: bfloat16 on a GPU that computes it, "
+                              "float16 on a T4 or V100, else float32).",
                               choices=("auto", "float32", "bfloat16", "float16"))
 
     def quantization(self, placement) -> Any:

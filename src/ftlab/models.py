@@ -162,21 +162,93 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
 
 @dataclass(frozen=True)
 class Placement:
-    """Where a model runs and in which dtype."""
+    """Where a model runs, the precision it computes in, and why that one (``reason``).
+
+    ``dtype`` float16 means fp16 *mixed precision*: the weights stay float32 (``weight_dtype``)
+    and every trainer runs with ``fp16=True`` (autocast and loss scaling). fp16 master weights
+    would break AdamW (updates below fp16's resolution vanish, its epsilon underflows) and
+    the loss scaler refuses fp16 gradients. bfloat16 has fp32's range, so bf16 weights are
+    stored in bfloat16, as they always were.
+    """
 
     device: str
     dtype: torch.dtype
+    reason: str = ""
 
     @property
     def dtype_name(self) -> str:
         return str(self.dtype).removeprefix("torch.")
 
+    @property
+    def weight_dtype(self) -> torch.dtype:
+        """The dtype the weights are loaded in (float32 masters under fp16 mixed precision)."""
+        return torch.float32 if self.dtype == torch.float16 else self.dtype
+
+
+# Native bf16 starts at CUDA compute capability 8.0 (Ampere); 7.x (V100, T4) only emulates
+# it, slowly, though recent torch's ``is_bf16_supported()`` says yes there; below 7.0 there
+# are no tensor cores, so neither 16-bit format is faster than fp32.
+NATIVE_BF16_CAPABILITY = (8, 0)
+TENSOR_CORE_CAPABILITY = (7, 0)
+
+
+def cuda_capability(device: str) -> tuple[int, int] | None:
+    """The CUDA compute capability of ``device`` (``(7, 5)`` on a T4), or None when it is not
+    a CUDA device. The one place placement reads the GPU: tests replace it."""
+    if not device.startswith("cuda") or not torch.cuda.is_available():
+        return None
+    index = int(device[5:]) if device.startswith("cuda:") else torch.cuda.current_device()
+    major, minor = torch.cuda.get_device_capability(index)
+    return int(major), int(minor)
+
+
+def _auto_precision(device: str) -> tuple[torch.dtype, str]:
+    """dtype='auto': bf16 where the GPU computes it natively, fp16 mixed precision on older
+    tensor-core GPUs, fp32 elsewhere (the CPU, Apple's MPS, a GPU without tensor cores)."""
+    cap = cuda_capability(device)
+    if cap is None:
+        where = {"cpu": "the CPU", "mps": "Apple's MPS"}.get(device, device)
+        return torch.float32, f"float32: {where} trains in fp32 (no mixed precision there)"
+    cc = f"compute capability {cap[0]}.{cap[1]}"
+    if cap >= NATIVE_BF16_CAPABILITY:
+        return torch.bfloat16, f"bf16: {cc} computes it natively"
+    if cap >= TENSOR_CORE_CAPABILITY:
+        return torch.float16, (f"fp16 with loss scaling (weights kept fp32): {cc} only "
+                               "emulates bf16")
+    return torch.float32, (f"float32: {cc} has no tensor cores, so neither fp16 nor bf16 "
+                           "would be faster")
+
+
+def _given_precision(device: str, dtype: str) -> tuple[torch.dtype, str]:
+    """An explicit dtype, honoured; the reason says what it costs on this device."""
+    cap = cuda_capability(device)
+    cc = f"compute capability {cap[0]}.{cap[1]}" if cap else ""
+    if dtype == "float32":
+        return torch.float32, "float32 as configured"
+    if dtype == "bfloat16":
+        if cap is not None and cap < NATIVE_BF16_CAPABILITY:
+            return torch.bfloat16, (f"bf16 as configured, but {cc} only emulates it (slow); "
+                                    "dtype='auto' picks fp16 with loss scaling here")
+        return torch.bfloat16, "bf16 as configured" + (f": {cc} computes it natively"
+                                                       if cc else "")
+    if device == "cpu":
+        raise ConfigError("dtype", dtype, "'auto', 'float32' or 'bfloat16' on the CPU",
+                          "float16 means fp16 mixed precision with loss scaling, a GPU "
+                          "feature; dtype='auto' picks what this machine computes best.")
+    slow = (f"; {cc} has no tensor cores, so it is no faster than float32"
+            if cap is not None and cap < TENSOR_CORE_CAPABILITY else "")
+    return torch.float16, f"fp16 with loss scaling (weights kept fp32) as configured{slow}"
+
 
 def choose_placement(device: str = "auto", dtype: str = "auto") -> Placement:
-    """CUDA with bf16 where supported, else MPS, else CPU; fp32 unless told otherwise.
+    """CUDA, else MPS, else CPU; with dtype='auto' the precision that device computes best.
 
-    A device that is named but not present here is a ``ConfigError`` (before any model
-    loads), not torch's error after it.
+    On CUDA (capability read by ``cuda_capability``): bf16 from compute capability 8.0
+    (native); fp16 mixed precision with loss scaling on 7.x (T4, V100: bf16 only emulated);
+    fp32 below 7.0, and on CPU and MPS. ``reason`` says which and why. An explicit dtype is
+    honoured (the reason says when it is slow here), except float16 on the CPU, which has no
+    fp16 mixed precision. A device that is named but not present here is a ``ConfigError``
+    (before any model loads), not torch's error after it.
     """
     if not isinstance(device, str) or not re.fullmatch(DEVICE_PATTERN, device):
         raise ConfigError("device", device, DEVICE_ALLOWED,
@@ -201,12 +273,11 @@ def choose_placement(device: str = "auto", dtype: str = "auto") -> Placement:
         raise ConfigError("device", device, "'auto' or 'cpu' (mps, Apple silicon's GPU, is "
                           "not available here)", "Use device='auto' to pick what this machine has.")
     if dtype == "auto":
-        bf16 = device.startswith("cuda") and torch.cuda.is_bf16_supported()
-        return Placement(device, torch.bfloat16 if bf16 else torch.float32)
-    names = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+        return Placement(device, *_auto_precision(device))
+    names = ("float32", "bfloat16", "float16")
     if dtype not in names:
         raise ConfigError("dtype", dtype, "one of 'auto', " + ", ".join(map(repr, names)))
-    return Placement(device, names[dtype])
+    return Placement(device, *_given_precision(device, dtype))
 
 
 def _safetensors_damage(path: Path) -> str | None:
@@ -449,7 +520,7 @@ def load_model(
     placement = choose_placement(device, dtype)
     tok = load_tokenizer(spec)
     source = resolve_source(spec)
-    kwargs: dict[str, Any] = {"dtype": placement.dtype,
+    kwargs: dict[str, Any] = {"dtype": placement.weight_dtype,  # fp16: fp32 masters
                               "local_files_only": _local_files_only(spec, source)}
     if quantization is not None:
         kwargs["quantization_config"] = quantization

@@ -32,7 +32,7 @@ from ..events import (
     SamplesLogged,
     StepLogged,
 )
-from ..memory import PeakMemory
+from ..memory import PeakMemory, check_fits
 from ..models import choose_placement
 from ..runs import Run, RunWriter, cache_key, find_run, writable_runs_root
 from .callbacks import (
@@ -139,11 +139,14 @@ def execute(part: TrainerPart, *, listeners: Sequence[Listener] = (),
     """Run ``part`` from its data to its record; every ending is written to the folder.
 
     A failure raises ``TrainingError`` and an interrupt ``RunInterrupted``, both carrying
-    the run (its folder keeps every metric measured so far).
+    the run (its folder keeps every metric measured so far). A run that will not fit its
+    GPU's free memory raises ``DoesNotFitError`` first, before any model (a GRPO run's
+    reward model included) is built and before its folder exists.
     """
     from transformers import set_seed
 
     cfg, placement = part.cfg, part.placement
+    check_fits(cfg, placement)  # the config is known; nothing is loaded yet
     set_seed(cfg.seed)
     part.prepare()
     bus = EventBus(list(listeners))

@@ -92,7 +92,7 @@ def save_adapter(model, folder: str | Path, *, overwrite: bool = False) -> Saved
         raise ConfigError("model", type(model).__name__, "a PEFT model (LoRA, QLoRA, prefix "
                           "or prompt tuning)", "A plain transformers model has no adapter: "
                           "save it whole with save_merged(model, folder).")
-    return _save(model, None, _target(folder, overwrite, "save_adapter"), "save_adapter")
+    return _save(model, None, save_target(folder, overwrite, "save_adapter"), "save_adapter")
 
 
 def save_merged(model, folder: str | Path, tokenizer=None, *,
@@ -111,7 +111,7 @@ def save_merged(model, folder: str | Path, tokenizer=None, *,
         raise ConfigError("model", type(model).__name__, "a LoRA (or QLoRA) model, or a "
                           "plain transformers model", "Only LoRA folds into the base "
                           "weights: save prefix or prompt tuning with save_adapter.")
-    target = _target(folder, overwrite, "save_merged")  # before the merge's copy of the model
+    target = save_target(folder, overwrite, "save_merged")  # before the merge copies the model
     return _save(merged_copy(model) if peft else model, tokenizer, target, "save_merged")
 
 
@@ -124,7 +124,7 @@ def _check_model(model, what: str) -> None:
 
 
 def _save(model, tokenizer, target: Path, what: str) -> SavedAdapter:
-    """Write a checked target (``_target``); a failure of the disk is said as such."""
+    """Write a checked target (``save_target``); a failure of the disk is said as such."""
     try:
         model.save_pretrained(target)
         if tokenizer is not None:
@@ -139,11 +139,14 @@ def _save(model, tokenizer, target: Path, what: str) -> SavedAdapter:
     return SavedAdapter(target, files)
 
 
-def _target(folder: str | Path, overwrite: bool, what: str) -> Path:
+def save_target(folder: str | Path, overwrite: bool, what: str, *,
+                dry_run: bool = False) -> Path:
     """``folder`` checked as a save's target: a path, not empty, not a file, new or empty
-    (unless ``overwrite``), and writable; created here."""
+    (unless ``overwrite``), and writable; created here (``dry_run``: checked, not created,
+    so a save that loads a model first refuses a bad target before the load)."""
     variable = f"folder ({what})"
-    example = f"{what}(model, Path(run.path) / '{what.removeprefix('save_')}')"
+    example = (f"{what}(model, Path(run.path) / '{what.removeprefix('save_')}')"
+               if what.startswith("save_") else f"{what}(run, 'exports/my-model')")
     if not isinstance(folder, (str, os.PathLike)):
         raise ConfigError("folder", folder, "a folder path (str or pathlib.Path)",
                           f"e.g. {example}.")
@@ -169,6 +172,8 @@ def _target(folder: str | Path, overwrite: bool, what: str) -> Path:
                            f"file{'s' if len(held) > 1 else ''} ({shown})",
                            f"Choose a new folder, or pass overwrite=True to replace what "
                            f"{what} writes there.")
+    if dry_run:
+        return target
     try:
         return writable_folder(target, variable, "Choose a folder you may write to.")
     except EnvPathError as e:

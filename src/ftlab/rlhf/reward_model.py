@@ -167,10 +167,10 @@ def load_reward_base(spec: str, seed: int = 0, keep_layers: int | None = None):
     if spec == TINY_MODEL:
         cfg = tiny_config(len(tok))
         cfg.num_labels = 1
-        model = AutoModelForSequenceClassification.from_config(cfg, dtype=placement.dtype)
+        model = AutoModelForSequenceClassification.from_config(cfg, dtype=placement.weight_dtype)
     else:
         model = AutoModelForSequenceClassification.from_pretrained(
-            resolve_source(spec), num_labels=1, dtype=placement.dtype)
+            resolve_source(spec), num_labels=1, dtype=placement.weight_dtype)
     if keep_layers is not None and keep_layers < model.config.num_hidden_layers:
         model.model.layers = model.model.layers[:keep_layers]
         model.config.num_hidden_layers = keep_layers

@@ -8,6 +8,9 @@ headless (nbval). The button answers on a background thread so the notebook stay
 With a PEFT model and no ``base`` given, the base answers come from the *same* model with
 its adapter switched off (``model.disable_adapter()``): no second copy in memory, and
 exactly the weights training started from.
+
+Given the ``run`` the model came from, the view also offers **Export**: the model as an
+adapter, a merged model or a GGUF file, checked and with a model card (``ftlab.export``).
 """
 
 from __future__ import annotations
@@ -29,6 +32,12 @@ _CSS = ("<style>.ftlab-chat td,.ftlab-chat th{vertical-align:top;padding:4px 8px
         ".ftlab-chat .nostop{color:#b00}</style>")
 
 
+def _problem(e: BaseException) -> str:
+    """An error as one red line in the view (its message says what to do)."""
+    return (f"<span style='color:#b00'>{html.escape(type(e).__name__)}: "
+            f"{html.escape(str(e))}</span>")
+
+
 class ChatView:
     """Ask two models the same message; show their answers side by side.
 
@@ -38,7 +47,7 @@ class ChatView:
     """
 
     def __init__(self, model, tok, base=None, *, names: Sequence[str] = ("trained", "base"),
-                 max_new_tokens: int = 64, system: str | None = None) -> None:
+                 max_new_tokens: int = 64, system: str | None = None, run=None) -> None:
         if model is None:
             raise ConfigError(
                 "model", None, "a loaded model to chat with",
@@ -67,10 +76,77 @@ class ChatView:
         self.send_button.on_click(lambda _b: self.send())
         self.status = w.HTML("")
         self.transcript = w.HTML(self._render())
-        self.widget = w.VBox([self.transcript,
-                              w.HBox([self.text, self.send_button],
-                                     layout=w.Layout(align_items="center")),
-                              self.status], layout=w.Layout(width="780px"))
+        rows = [self.transcript, w.HBox([self.text, self.send_button],
+                                        layout=w.Layout(align_items="center")), self.status]
+        self.run = run
+        if run is not None:
+            rows += self._export_row(run)
+        self.widget = w.VBox(rows, layout=w.Layout(width="780px"))
+
+    # -- exporting --------------------------------------------------------------------
+    def _export_row(self, run) -> list:
+        from ..export import FORMATS, default_folder
+
+        method = run.config.method
+        formats = [f for f in FORMATS if not (f == "adapter" and method.trains_base)
+                   and not (f != "adapter" and method.name in ("prefix", "prompt"))]
+        self.export_format = w.Dropdown(options=formats, value=formats[0],
+                                        description="Export as", layout=w.Layout(width="200px"))
+        self.export_quant = w.Dropdown(options=["q8_0", "f16", "f32"], value="q8_0",
+                                       description="weights", layout=w.Layout(width="170px"))
+        self.export_folder = w.Text(value=str(default_folder(run, formats[0], "q8_0")),
+                                    description="folder", layout=w.Layout(width="330px"))
+        self.export_button = w.Button(description="Export", icon="download",
+                                      tooltip="Write the model, load it back, compare its "
+                                              "answers, and write a model card.")
+        self.export_status = w.HTML("")
+
+        def follow(_change=None) -> None:
+            fmt = self.export_format.value
+            self.export_quant.layout.display = "" if fmt == "gguf" else "none"
+            self.export_folder.value = str(default_folder(run, fmt, self.export_quant.value))
+
+        self.export_format.observe(follow, "value")
+        self.export_quant.observe(follow, "value")
+        follow()
+        self.export_button.on_click(lambda _b: self.export_clicked())
+        return [w.HBox([self.export_format, self.export_quant, self.export_folder,
+                        self.export_button], layout=w.Layout(align_items="center")),
+                self.export_status]
+
+    def export(self, format: str | None = None, folder: str | None = None,
+               quant: str | None = None, overwrite: bool = False):
+        """What the Export button does, blocking: ``ftlab.export.export`` of the view's run
+        with the row's choices (or the ones given); returns the ``Export``."""
+        from ..export import export
+
+        if self.run is None:
+            raise ConfigError("run", None, "the run this model came from",
+                              "Make the view with ChatView(model, tok, run=run) to export.")
+        with self._lock:  # the check generates with the model: not while it answers a chat
+            return export(self.run, folder or self.export_folder.value,
+                          format or self.export_format.value,
+                          quant=quant or self.export_quant.value, overwrite=overwrite)
+
+    def export_clicked(self) -> threading.Thread:
+        """The Export button: export on a background thread; the result or the problem is
+        shown under the row in one line."""
+        self.export_button.disabled = True
+        self.export_status.value = "<i>Exporting, then loading it back to compare answers…</i>"
+
+        def work() -> None:
+            try:
+                done = self.export()
+                self.export_status.value = html.escape(str(done)) + (
+                    f"; model card: {html.escape(str(done.path / 'README.md'))}")
+            except Exception as e:  # noqa: BLE001 - shown in the widget, nothing lost
+                self.export_status.value = _problem(e)
+            finally:
+                self.export_button.disabled = False
+
+        thread = threading.Thread(target=work, daemon=True, name="ftlab-export")
+        thread.start()
+        return thread
 
     # -- answering --------------------------------------------------------------------
     def _chat(self, text: str) -> list[dict]:
@@ -121,8 +197,7 @@ class ChatView:
                 self.ask(text)
                 self.status.value = ""
             except Exception as e:  # noqa: BLE001 - shown in the widget
-                self.status.value = (f"<span style='color:#b00'>{html.escape(type(e).__name__)}"
-                                     f": {html.escape(str(e))}</span>")
+                self.status.value = _problem(e)
             finally:
                 self.send_button.disabled = False
 
