@@ -132,6 +132,10 @@ def test_a_run_saved_without_weights_says_how_to_get_them(tmp_path_factory, tmp_
     with pytest.raises(ExportError, match="saved no weights.*save_weights=True"):
         export(run.path, tmp_path / "out", "adapter")
     assert not (tmp_path / "out").exists()
+    # the model in memory (model_of retrains a cached run) goes with the folder's record
+    done = export(run.path, tmp_path / "out", "adapter", model=run.model,
+                  tokenizer=run.tokenizer)
+    assert done.check.identical == done.check.total
 
 
 def test_unknown_formats_are_refused_before_anything_loads(tiny_lora, tmp_path):

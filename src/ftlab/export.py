@@ -142,11 +142,14 @@ def default_folder(run: Run, format: str, quant: str | None) -> Path:
 
 def export(run: Run | str | Path, folder: str | Path | None = None, format: str = "adapter",
            *, quant: str = "q8_0", overwrite: bool = False, check: bool = True,
-           verdict: str | None = None) -> Export:
+           verdict: str | None = None, model=None, tokenizer=None) -> Export:
     """Export a run's trained model; see the module docstring for the formats.
 
     ``folder`` must be new or empty unless ``overwrite=True`` (default: ``exports/<run>-<
-    format>``). ``verdict``: a lab's verdict to quote in the model card.
+    format>``). ``verdict``: a lab's verdict to quote in the model card. ``model`` and
+    ``tokenizer``: the run's trained model when the run itself holds none (a run read back
+    from the cache, retrained by ``model_of``); default: the run's live model, else its
+    saved weights.
     """
     from .instruments.adapters import save_target
 
@@ -154,7 +157,7 @@ def export(run: Run | str | Path, folder: str | Path | None = None, format: str 
     check_format(run, format, quant if format == "gguf" else None)
     target_path = Path(folder) if folder is not None else default_folder(run, format, quant)
     save_target(target_path, overwrite, "export", dry_run=True)  # refused before any load
-    model, tok = trained_model(run)
+    model, tok = (model, tokenizer or run.tokenizer) if model is not None else trained_model(run)
     if format == "gguf":
         check_architecture(model)
     target = save_target(target_path, overwrite, "export")

@@ -126,7 +126,8 @@ class ChatView:
         with self._lock:  # the check generates with the model: not while it answers a chat
             return export(self.run, folder or self.export_folder.value,
                           format or self.export_format.value,
-                          quant=quant or self.export_quant.value, overwrite=overwrite)
+                          quant=quant or self.export_quant.value, overwrite=overwrite,
+                          model=self.model, tokenizer=self.tok)
 
     def export_clicked(self) -> threading.Thread:
         """The Export button: export on a background thread; the result or the problem is
