@@ -18,6 +18,11 @@ from the run cache; ``result.check()`` returns a ``Verdict`` that a notebook pri
 asserts. Figures and HTML tables live apart (``show_<lab>.py``), all tables written by
 ``rows_html``. ``number_names`` gives each measured number the words a learner reads in the
 verdict (``Lab.number_label``); the name in code stays beside them.
+
+A preset carries its ``Calibration`` (``ftlab.labs.calibration``: where, when, the numbers per
+seed, the wall time) or ``None``: never measured. ``preset="auto"`` that resolves to an
+uncalibrated preset runs the calibrated one instead (``Lab.notice`` says so); an uncalibrated
+preset named explicitly runs, and its verdict is labelled "not calibrated" and not asserted.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from ..config import RunConfig
 from ..engine import Evaluator, train
 from ..errors import ConfigError
 from ..runs import Run
+from .calibration import Calibration
 
 
 # -- the one table writer ---------------------------------------------------------------
@@ -92,6 +98,12 @@ class Verdict:
     required: int  # seeds in which the claim must hold
     read: list[str] = field(default_factory=list)  # numbers the conditions read, in order
     labels: dict[str, str] = field(default_factory=dict)  # number -> words (``Lab.number_label``)
+    preset: str = ""  # the preset the runs used ("": not said)
+    calibration: Calibration | None = None  # where and when this preset's check was measured
+    # True: the preset was never calibrated (its margins never measured at its scale): the
+    # verdict is labelled, its numbers shown beside ``compare_with``'s, and never asserted
+    uncalibrated: bool = False
+    compare_with: tuple[str, Calibration] | None = None  # (preset, its calibration)
 
     @property
     def holds_in(self) -> int:
@@ -110,9 +122,55 @@ class Verdict:
     def summary(self) -> str:
         if not self.rows:
             return "NOT CHECKED: no seed was measured (a claim holds only on measured runs)"
+        return self._tally + ("; not calibrated, so not asserted" if self.uncalibrated else "")
+
+    @property
+    def _tally(self) -> str:
         word = "HOLDS" if self.passed else "DOES NOT HOLD"
-        return (f"{word}: in {self.holds_in} of {len(self.rows)} seeds "
-                f"(required {self.required})")
+        return f"{word}: in {self.holds_in} of {len(self.rows)} seeds (required {self.required})"
+
+    # -- calibration ----------------------------------------------------------------------
+    @property
+    def uncalibrated_note(self) -> str:
+        """The label of a verdict on an uncalibrated preset ("" on any other)."""
+        if not self.uncalibrated:
+            return ""
+        preset = repr(self.preset) if self.preset else "this preset"
+        out = (f"Not calibrated: your numbers are new. Preset {preset} was never measured, so "
+               "its check is shown, not asserted")
+        if self.compare_with is None:
+            return out + "."
+        name, cal = self.compare_with
+        wall = f"; {cal.wall}" if cal.wall else ""
+        return (out + f"; compare with the calibrated {name!r} preset ({cal.describe()}{wall})"
+                ", per seed:")
+
+    @property
+    def compare_names(self) -> list[str]:
+        """The calibrated numbers shown beside an uncalibrated verdict: those the conditions
+        read that the calibration recorded, else every number it recorded."""
+        if not self.uncalibrated or self.compare_with is None:
+            return []
+        recorded = self.compare_with[1].names
+        shown = [n for n in (self.read or self.numbers) if n in recorded]
+        return shown or recorded
+
+    def _compare_lines(self) -> list[str]:
+        if not self.compare_names:
+            return []
+        cal = self.compare_with[1]
+        head = "  seeds " + " | ".join(map(str, cal.seeds)) + ":"
+        return [head, *(f"  {self._named(n)}: " + " | ".join(_fmt(cal.value(s, n))
+                                                           for s in cal.seeds)
+                        for n in self.compare_names)]
+
+    @property
+    def calibrated_note(self) -> str:
+        """Where and when a calibrated preset's check was measured ("" without a record)."""
+        if self.uncalibrated or self.calibration is None:
+            return ""
+        preset = f"preset {self.preset!r}, " if self.preset else ""
+        return f"calibrated: {preset}measured on {self.calibration.describe()}"
 
     @property
     def numbers(self) -> list[str]:
@@ -150,12 +208,14 @@ class Verdict:
                     for name in names]
 
         seeds = " | ".join(f"seed {r['seed']}" for r in self.rows)
-        return "\n".join([self.claim, f"conditions ({seeds}):",
+        label = [self.uncalibrated_note, *self._compare_lines()] if self.uncalibrated else []
+        tail = [self.calibrated_note] if self.calibrated_note else []
+        return "\n".join([self.claim, *label, f"conditions ({seeds}):",
                           *lines([*self.conditions, "holds"]), "numbers:",
-                          *lines(self.read or self.numbers, self._named), self.summary])
+                          *lines(self.read or self.numbers, self._named), self.summary, *tail])
 
     def _repr_html_(self) -> str:
-        color = "#1a7f37" if self.passed else "#b00020"
+        color = "#9a6700" if self.uncalibrated else "#1a7f37" if self.passed else "#b00020"
         left = {"condition": "text-align:left", "number": "text-align:left",
                 "name in code": "text-align:left"}
         short = (self.by_seed([*self.conditions, "holds"], "condition")
@@ -163,14 +223,40 @@ class Verdict:
         full = rows_html([{"number": self.label(n),
                            "name in code": Html(f"<code>{html.escape(n)}</code>"),
                            **self._per_seed(n)} for n in self.numbers], style=left)
-        return (f"<p><b>Claim.</b> {html.escape(self.claim)}</p>"
+        label = ""
+        if self.uncalibrated:
+            head, colon, rest = self.uncalibrated_note.partition(":")
+            label = (f"<p style='color:#9a6700'><b>{html.escape(head + colon)}</b>"
+                     f"{html.escape(rest)}</p>")
+            if self.compare_names:
+                cal = self.compare_with[1]
+                label += rows_html([{"calibrated number": self._named_html(n),
+                                     **{f"seed {s}": cal.value(s, n) for s in cal.seeds}}
+                                    for n in self.compare_names],
+                                   style={"calibrated number": "text-align:left"})
+        elif self.calibrated_note:
+            label = f"<p style='color:#555'>{html.escape(self.calibrated_note)}</p>"
+        return (f"<p><b>Claim.</b> {html.escape(self.claim)}</p>{label}"
                 f"<p style='color:{color}'><b>{html.escape(self.summary)}</b></p>"
                 + rows_html(short, _verdict_cell, style=left)
                 + f"<details><summary>All {len(self.numbers)} numbers measured, per seed"
                   f"</summary>{full}</details>")
 
     def assert_holds(self) -> Verdict:
-        """Raise AssertionError with the whole table if the claim does not hold."""
+        """Raise AssertionError with the whole table if the claim does not hold.
+
+        On an uncalibrated preset (``uncalibrated``) nothing is asserted: its margins were
+        set on another scale, so a miss there is a finding, not a failure. It prints one line
+        saying so (``print(verdict)`` shows the numbers beside the calibrated ones) and
+        returns; ``passed`` still says whether the claim held. A verdict over no seed is
+        refused on any preset: nothing was measured, so there is nothing to compare."""
+        if self.uncalibrated and self.rows:
+            preset = repr(self.preset) if self.preset else "this preset"
+            ref = (f" with the calibrated {self.compare_with[0]!r} preset's"
+                   if self.compare_with else "")
+            print(f"Not asserted: preset {preset} is not calibrated ({self._tally}). Your numbers "
+                  f"are new: compare them{ref}, shown with the verdict.")
+            return self
         if not self.passed:
             raise AssertionError(str(self))
         return self
@@ -258,8 +344,16 @@ class LabResult:
             labels.update({k: self.lab.number_label(k) for k in m if k != "seed"})
             rows.append({**m, **conds, "holds": all(conds.values())})
         required = self.lab.required_seeds or len(self.seeds)
-        return Verdict(self.lab.claim, rows, names, min(required, len(self.seeds)),
-                       read=list(read), labels=labels)
+        lab = self.lab
+        compare_with = getattr(lab, "compare_with", None)
+        if compare_with is not None:  # the calibrated numbers shown beside these, in words
+            labels.update({k: lab.number_label(k) for k in compare_with[1].names
+                           if k not in labels})
+        return Verdict(lab.claim, rows, names, min(required, len(self.seeds)),
+                       read=list(read), labels=labels, preset=getattr(lab, "preset", "") or "",
+                       calibration=getattr(lab, "calibration", None),
+                       uncalibrated=getattr(lab, "uncalibrated", False),
+                       compare_with=compare_with)
 
 
 class _Reads(dict):
@@ -285,14 +379,16 @@ class _Reads(dict):
 class Preset:
     """What a lab runs on one preset: the changes to its ``base`` (sizes), its arms (named
     changes on top), the arms its check reads on every seed (``checked``; ``None``: every
-    arm not ``extra``), the arms measured on the first seed only (``extra``) and the
-    evaluators it watches (``watch``)."""
+    arm not ``extra``), the arms measured on the first seed only (``extra``), the
+    evaluators it watches (``watch``) and where and when its check was measured
+    (``calibration``; ``None``: never, see ``ftlab.labs.calibration``)."""
 
     base: Mapping[str, Any] = field(default_factory=dict)
     arms: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     checked: tuple[str, ...] | None = None
     extra: tuple[str, ...] = ()
     watch: Mapping[str, Evaluator] = field(default_factory=dict)
+    calibration: Calibration | None = None
 
 
 class Lab:
@@ -321,10 +417,20 @@ class Lab:
 
     def __init__(self, runs_dir: str | Path | None = None, **changes: Any) -> None:
         """``changes`` apply to every arm, after the preset's and the arm's own (e.g.
-        ``preset="gpu"``, ``model="tiny"``, ``lr=1e-4``)."""
+        ``preset="gpu"``, ``model="tiny"``, ``lr=1e-4``).
+
+        ``preset="auto"`` (the default) that resolves to a preset without a calibration, when
+        another preset has one, runs that calibrated preset instead (the same arms and
+        check; a GPU only runs it faster) and prints ``notice`` once. An explicit preset
+        always runs; an uncalibrated one gives verdicts labelled "not calibrated"."""
         cls = type(self)
         self.runs_dir = runs_dir
         self.changes = dict(changes)
+        self.notice: str | None = None  # why this lab runs another preset than ``auto`` gave
+        self.calibration: Calibration | None = None  # the preset's, if it was measured
+        self.uncalibrated = False  # the preset was never measured, and another one was
+        self.compare_with: tuple[str, Calibration] | None = None  # that one, to compare with
+        self._pinned: str | None = None  # the preset every arm runs, in place of ``auto``
         start = cls.base.replace(**changes) if changes else cls.base  # names checked here
         if cls.presets:
             self.preset = start.resolved().preset
@@ -332,8 +438,25 @@ class Lab:
                 raise ConfigError("preset", self.preset,
                                   "one of " + ", ".join(map(repr, cls.presets)),
                                   f"The presets of {cls.__name__}.")
+            calibrated = cls.calibrated_presets()
+            if (start.preset == "auto" and cls.presets[self.preset].calibration is None
+                    and calibrated):
+                auto, self.preset = self.preset, next(iter(calibrated))
+                self._pinned = self.preset
+                self.notice = (
+                    f"{cls.__name__}: this machine's preset, {auto!r}, is not calibrated, so "
+                    f"the lab runs its calibrated {self.preset!r} experiment (measured on "
+                    f"{calibrated[self.preset].describe()}; on a GPU it only runs faster) "
+                    f"and checks that. {cls.__name__}(preset={auto!r}) runs the "
+                    "classroom-scale experiment, labelled 'not calibrated' and not asserted.")
             p = cls.presets[self.preset]
             self.config_base = cls.base.replace(**p.base).replace(**changes)
+            if self._pinned:
+                self.config_base = self.config_base.replace(preset=self._pinned)
+            self.calibration = p.calibration
+            if p.calibration is None and calibrated:
+                self.uncalibrated = True
+                self.compare_with = next(iter(calibrated.items()))
         else:
             start.validate()  # no arm may be built below: a bad preset or knob shows now
             self.preset = start.preset
@@ -346,6 +469,14 @@ class Lab:
         self.watch = dict(p.watch)
         for arm in self.arms:  # a change that fits no arm is an error now, not at run time
             self.config(arm)
+        if self.notice:
+            print(self.notice)
+
+    @classmethod
+    def calibrated_presets(cls) -> dict[str, Calibration]:
+        """The presets whose check was measured, with their calibration, in declared order."""
+        return {name: p.calibration for name, p in cls.presets.items()
+                if p.calibration is not None}
 
     @property
     def needed_arms(self) -> tuple[str, ...]:
@@ -363,6 +494,8 @@ class Lab:
         cfg = self.config_base.replace(**self.arms[arm])
         if self.changes:
             cfg = cfg.replace(**self.changes)
+        if self._pinned:  # ``auto`` gave an uncalibrated preset: the calibrated one runs
+            cfg = cfg.replace(preset=self._pinned)
         cfg = cfg.replace(seed=seed, **changes)
         cfg.validate()
         return cfg

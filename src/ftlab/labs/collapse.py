@@ -34,12 +34,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from datetime import date
 from typing import Any
 
 from ..config import RunConfig
 from ..evaluate.behaviour import Sizes, behaviour_watch, run_paired
 from ..runs import Run
 from .base import Lab, LabResult, Preset
+from .calibration import CPU_2_CORES, Calibration, by_seed
 
 # -- the arms ----------------------------------------------------------------------------
 ARMS: dict[str, dict[str, Any]] = {
@@ -65,15 +67,18 @@ BASES: dict[str, dict[str, Any]] = {
 }
 
 
-def narrow_presets(arms: dict[str, dict[str, Any]], extra: tuple[str, ...]) -> dict:
+def narrow_presets(arms: dict[str, dict[str, Any]], extra: tuple[str, ...],
+                   calibration: Calibration | None = None) -> dict:
     """Both presets of a narrow fine-tune lab: ``BASES``, the arms (the live ones evaluated
     every ``LIVE_EVERY`` steps), ``CHECKED`` on every seed, ``extra`` on the first with
-    ``sweep(more=True)``, and the evaluators of Lab 3 and Lab 5 (one set: one cache entry)."""
+    ``sweep(more=True)``, and the evaluators of Lab 3 and Lab 5 (one set: one cache entry);
+    ``calibration`` is the cpu preset's (the gpu one has none yet)."""
     return {p: Preset(base=BASES[p], checked=CHECKED, extra=extra,
                       arms={arm: {**c, **({"eval_every": LIVE_EVERY[p]}
                                           if arm in LIVE_ARMS else {})}
                             for arm, c in arms.items()},
-                      watch=behaviour_watch(p))
+                      watch=behaviour_watch(p),
+                      calibration=calibration if p == "cpu" else None)
             for p in ("cpu", "gpu")}
 
 
@@ -82,12 +87,32 @@ LEARNED = 0.75  # task score (exact label on held-out reviews) that counts as le
 FORM_RISE = 0.25  # the training-form share rises at least this much under the aggressive run
 MOST = 2 / 3  # "most of the base pass rate": the mitigation keeps at least this share of it
 
+# Measured on the CPU preset, seeds 0 / 1 / 2 (the notebook's table shows these): probe pass
+# rate (24 probes) before and after, the paired drop with its 95% interval, the training-form
+# share, the task score (16 held-out reviews). Lab 5 reads the same runs (``regression``).
+MEASURED: dict[str, tuple[float, ...]] = {
+    "aggressive.probes_before": (0.33, 0.33, 0.33),
+    "aggressive.probes": (0.00, 0.00, 0.00),
+    "aggressive.drop": (0.33, 0.33, 0.33),
+    "aggressive.drop_ci_low": (0.13, 0.13, 0.13),
+    "aggressive.drop_ci_high": (0.54, 0.54, 0.54),
+    "aggressive.form_before": (0.00, 0.00, 0.00),
+    "aggressive.form": (1.00, 0.71, 0.92),
+    "aggressive.task": (1.00, 0.94, 1.00),
+    "gentle.probes_before": (0.33, 0.33, 0.33),
+    "gentle.probes": (0.29, 0.33, 0.25),
+    "gentle.task": (1.00, 0.94, 1.00),
+}
+CALIBRATION = Calibration(
+    where=CPU_2_CORES, when=date(2026, 11, 26), per_seed=by_seed(MEASURED),
+    wall="the sweep (2 arms x 3 seeds): about 4-10 minutes", source="ftlab.labs.collapse.MEASURED")
+
 
 class NarrowFinetune(Lab):
     """The narrow fine-tune both failure labs share: arms, sizes, evaluators, sweep."""
 
     base = RunConfig(method="full", preset="auto")
-    presets = narrow_presets(ARMS, extra=("lora", "mixed"))
+    presets = narrow_presets(ARMS, extra=("lora", "mixed"))  # each lab adds its calibration
     sweep_more = False  # the extra arms: lab.sweep(more=True) or arms=[...]
     knobs = {"lr": (1e-6, 1e-2), "steps": (2, 400), "task": None, "data.mix_share": (0.0, 0.9),
              "r": None}
@@ -136,6 +161,7 @@ class Collapse(NarrowFinetune):
     schedule keeps most of the base pass rate."""
 
     title = "Lab 3 · Instruction-following collapse"
+    presets = narrow_presets(ARMS, extra=("lora", "mixed"), calibration=CALIBRATION)
     claim = ("Under aggressive full fine-tuning on sentiment the task is learned (score >= "
              f"{LEARNED:.0%}) while the probe pass rate drops by more than its noise (the 95% "
              "interval of the paired difference, probe by probe, lies above zero) and the "

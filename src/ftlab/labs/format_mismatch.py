@@ -30,6 +30,7 @@ among them ``label_mask_html`` (which tokens of a training row are learned):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from statistics import mean
 from typing import Any
 
@@ -40,6 +41,7 @@ from ..evaluate.result import EvalResult
 from ..evaluate.task import answer_rows
 from ..models import eval_mode
 from .base import Lab, LabResult, Preset
+from .calibration import CPU_2_CORES, Calibration, by_seed
 
 # -- watching the format during training -----------------------------------------------
 
@@ -150,8 +152,33 @@ STRAY = 0.75  # all-debris training leaves stray markers in at least this share 
 RUNAWAY = 0.25  # the foreign-template model stops in at most this share of its answers
 END_STEP = 0.1  # each step of the dose (0 -> 50% -> 100%) lowers the end-of-turn probability
 # after a correct answer by at least this (validity, all or nothing per model, must not rise).
-# Measured on the CPU preset, seeds 0/1/2: 0.999/0.992/1.000 -> 0.518/0.209/0.438 -> 0.000
-# (the narrowest step 0.21, twice the margin); validity 1/1/1 -> 0.50/0.00/0.25 -> 0/0/0.
+# Set from ``MEASURED``: the narrowest step of P(end) is 0.21, twice the margin.
+
+# Measured on the CPU preset, seeds 0 / 1 / 2, at the end of training (16 held-out answers;
+# the notebook's table shows these): validity, stop rate, clean rate, P(<|im_end|>) after a
+# correct answer. The foreign template is swept on the first seed only (None: not swept).
+MEASURED: dict[str, tuple[float | None, ...]] = {
+    "base.valid": (0.0, 0.0, 0.0),
+    "matched.valid": (1.0, 1.0, 1.0),
+    "matched.stops": (1.0, 1.0, 1.0),
+    "matched.clean": (1.0, 1.0, 1.0),
+    "matched.end_prob": (0.999, 0.992, 1.000),
+    "stray_50.valid": (0.50, 0.00, 0.25),
+    "stray_50.stops": (1.0, 1.0, 1.0),
+    "stray_50.clean": (0.50, 0.00, 0.25),
+    "stray_50.end_prob": (0.518, 0.209, 0.438),
+    "stray_100.valid": (0.0, 0.0, 0.0),
+    "stray_100.stops": (1.0, 1.0, 1.0),
+    "stray_100.clean": (0.0, 0.0, 0.0),
+    "stray_100.end_prob": (0.000, 0.000, 0.000),
+    "foreign_template.valid": (0.0, None, None),
+    "foreign_template.stops": (0.0, None, None),
+    "foreign_template.clean": (0.0, None, None),
+    "foreign_template.end_prob": (0.000, None, None),
+}
+CALIBRATION = Calibration(
+    where=CPU_2_CORES, when=date(2026, 11, 26), per_seed=by_seed(MEASURED),
+    wall="the sweep (10 runs): about 2.5-6 minutes", source="ftlab.labs.format_mismatch.MEASURED")
 
 
 class FormatMismatch(Lab):
@@ -180,7 +207,8 @@ class FormatMismatch(Lab):
                   "data.max_length": 96, "lr": 3e-3, "eval.samples": 1,
                   "eval.sample_max_new_tokens": 24},
             arms=ARMS, checked=SWEPT, extra=(MISMATCHED,),
-            watch={"format": FormatWatch(rows=16, max_new_tokens=24)}),
+            watch={"format": FormatWatch(rows=16, max_new_tokens=24)},
+            calibration=CALIBRATION),
         "gpu": Preset(
             base={"steps": 60, "batch_size": 16, "eval_every": 10, "size": 480,
                   "data.val_size": 64, "data.max_length": 128, "lr": 3e-3, "eval.samples": 4,

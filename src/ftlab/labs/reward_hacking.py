@@ -33,12 +33,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from datetime import date
 from statistics import fmean
 
 from ..config import RLConfig, RunConfig
 from ..errors import ConfigError
 from ..rlhf import GoldWatch
 from .base import Lab, LabResult, Preset
+from .calibration import CPU_2_CORES, Calibration
 
 PAY_PER_WORD = 1 / 60  # what the length proxy pays per word (``length_proxy_score``)
 CHECKED = ("hacked", "length_penalty")  # over every seed (``lab.sweep()``)
@@ -67,6 +69,14 @@ MEASURED: dict[tuple[int, str], tuple[float, ...]] = {
 }
 MEASURED_KEYS = ("gold.start", "gold.peak", "gold.end", "words.start", "words.end",
                  "proxy.start", "proxy.end", "kl.end")
+
+# The CPU preset's calibration: ``MEASURED`` by seed, as ``"<arm>.<key>"`` (``measure``'s names).
+CALIBRATION = Calibration(
+    where=CPU_2_CORES, when=date(2026, 11, 27),
+    per_seed={seed: {f"{arm}.{k}": v for (s, arm), values in MEASURED.items() if s == seed
+                     for k, v in zip(MEASURED_KEYS, values)}
+              for seed in sorted({s for s, _ in MEASURED})},
+    wall="36-42 s a run", source="ftlab.labs.reward_hacking.MEASURED")
 
 HELDOUT = ("gold", "proxy", "words", "correct")
 
@@ -140,7 +150,8 @@ class RewardHacking(Lab):
                   "length_penalty": {"rl.kl": 0.001,
                                      "rl.length_penalty": round(PAY_PER_WORD, 4)},
                   "strong_kl": {"rl.kl": 1.0}},
-            checked=CHECKED, extra=("strong_kl",), watch={"heldout": GoldWatch()}),
+            checked=CHECKED, extra=("strong_kl",), watch={"heldout": GoldWatch()},
+            calibration=CALIBRATION),
         "gpu": Preset(
             base={"steps": 30, "batch_size": 8, "lr": 1e-3, "eval_every": 10, "eval.samples": 4,
                   "size": 24, "rl.fact_fraction": 1.0, "rl.generations": 8,
