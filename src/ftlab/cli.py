@@ -12,6 +12,9 @@
 Every problem ftlab can explain prints as one line (a JSON object with --json) and exits 2;
 Ctrl-C during a run prints what was measured and exits 130. --debug (or FTLAB_DEBUG=1)
 shows Python's traceback instead.
+
+    torchrun --nproc_per_node=2 -m ftlab train --config run.yaml   one run, 2 processes
+    (rank 0 prints and writes the one run folder: docs/distributed.md)
 """
 
 from __future__ import annotations
@@ -161,6 +164,7 @@ def cmd_params(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .engine import train
+    from .engine.distributed import is_main
     from .errors import RunInterrupted
     from .models import choose_placement
     from .runs import writable_runs_root
@@ -171,6 +175,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         result = train(cfg, runs_dir=args.runs_dir, progress=True)
     except KeyboardInterrupt as e:
+        if not is_main():
+            return EXIT_INTERRUPTED  # rank 0 prints the run (several processes, one run)
         run = e.run if isinstance(e, RunInterrupted) else None
         out = {"status": "interrupted", "run_dir": str(run.path) if run else None,
                "steps": 0, **(run.final if run else {}),
@@ -180,6 +186,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         else:
             print(f"ftlab: interrupted: {out['error']}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    if not is_main():
+        return 0
     out = {"status": result.status, "run_dir": str(result.run_dir), **result.final}
     if args.json:
         print(json.dumps(out, default=str))
@@ -305,11 +313,21 @@ def _debug(args: argparse.Namespace | None, argv: list[str]) -> bool:
 
 
 def _report(e: BaseException, as_json: bool, internal: bool = False) -> None:
-    """One line on stderr (and a JSON object on stdout for --json) for an error."""
+    """One line on stderr (and a JSON object on stdout for --json) for an error.
+
+    Under a launcher, rank 0 reports as one process does; another rank says only a failure
+    of its own run, on stderr, named by its rank (a wrong config is the same on every rank).
+    """
     text = " ".join(str(e).split()) or type(e).__name__
     if internal:
         text = (f"internal error: {type(e).__name__}: {text} (this is a bug in ftlab or a "
                 "library; run again with --debug for the traceback)")
+    if not _main_rank():
+        from .engine.distributed import rank
+
+        if internal or getattr(e, "run", None) is not None:
+            print(f"ftlab: error: [rank {rank()}] {text}", file=sys.stderr)
+        return
     if as_json:
         out = {"error": text, "type": type(e).__name__}
         run = getattr(e, "run", None)  # TrainingError: the run folder that kept the metrics
@@ -317,6 +335,15 @@ def _report(e: BaseException, as_json: bool, internal: bool = False) -> None:
             out.update(status=run.status, run_dir=str(run.path))
         print(json.dumps(out, default=str))
     print(f"ftlab: error: {text}", file=sys.stderr)
+
+
+def _main_rank() -> bool:
+    """Rank 0 of a launched run, or no launcher (the engine loads only under one)."""
+    if os.environ.get("WORLD_SIZE", "1").strip() in ("", "1"):
+        return True
+    from .engine.distributed import is_main
+
+    return is_main()
 
 
 def _sigterm_as_interrupt(signum, frame) -> NoReturn:
@@ -341,7 +368,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         if _debug(args, argv):
             raise
-        print("ftlab: interrupted", file=sys.stderr)
+        if _main_rank():
+            print("ftlab: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as e:  # noqa: BLE001 - one line instead of a traceback, unless asked
         if _debug(args, argv):

@@ -23,6 +23,7 @@ from transformers import TrainerCallback
 
 from ..events import EvalLogged, EventBus, SamplesLogged, StepLogged
 from ..threads import share_cpus
+from . import distributed
 
 
 class StepEvents(TrainerCallback):
@@ -153,7 +154,10 @@ class Evaluations(TrainerCallback):
             self.best_val_loss, self.best_step = val_loss, step
         ctx = EvalContext(step=step, config=self.config, splits=self.splits, full=full,
                           run_dir=self.run_dir)
-        extra = run_evaluators(self.evaluators, model, self.tok, ctx)
+        # Under a launcher the evaluators and samples run on rank 0 only, which writes the
+        # record; the weights are the same on every rank, and no decision rests on them.
+        main = distributed.is_main()
+        extra = run_evaluators(self.evaluators, model, self.tok, ctx) if main else {}
         if full:
             self.last_full_step = step
         ev = EvalLogged(step=step, val_loss=val_loss, perplexity=math.exp(min(val_loss, 50)),
@@ -161,7 +165,8 @@ class Evaluations(TrainerCallback):
                         elapsed_s=time.perf_counter() - self._t0, metrics=extra, full=full)
         self.evals.append(ev.to_dict())
         self.bus.emit(ev)
-        self._emit_samples(model, step)
+        if main:
+            self._emit_samples(model, step)
 
     def _emit_samples(self, model, step: int) -> None:
         if not self.sample_rows or model is None:
@@ -219,14 +224,17 @@ class StopFlag(threading.Event):
 
 
 class StopOnFlag(TrainerCallback):
-    """Honour the Stop button: end the run after the optimizer step in progress."""
+    """Honour the Stop button: end the run after the optimizer step in progress.
+
+    Under a launcher every rank stops at the same step: the flag counts when any rank has
+    it, asked at each step's end only (``distributed.any_rank``)."""
 
     def __init__(self, flag: threading.Event) -> None:
         self.flag = flag
         self.stopped = False
 
     def _check(self, control) -> None:
-        if self.flag.is_set():
+        if distributed.any_rank(self.flag.is_set()):
             self.stopped = True
             control.should_training_stop = True
 
@@ -234,7 +242,8 @@ class StopOnFlag(TrainerCallback):
         self._check(control)
 
     def on_log(self, args, state, control, **kw):
-        self._check(control)  # a Stop pressed while this step was reported
+        if distributed.world_size() == 1:
+            self._check(control)  # a Stop pressed while this step was reported
 
 
 class ShareCpus(TrainerCallback):

@@ -34,7 +34,8 @@ from ..events import (
 )
 from ..memory import PeakMemory, check_fits
 from ..models import choose_placement
-from ..runs import Run, RunWriter, cache_key, find_run, writable_runs_root
+from ..runs import Run, cache_key, find_run, writable_runs_root
+from . import distributed
 from .callbacks import (
     Evaluator,
     EvaluatorFailed,
@@ -92,8 +93,9 @@ def train(
             raise ConfigError("on_event", fn, "a function of one event, or a list of them",
                               "e.g. on_event=print.")
     writable_runs_root(runs_dir)  # a bad FTLAB_RUNS is said now, not after the model loads
-    if reuse:
-        cached = find_run(cfg, runs_dir, evaluators)
+    distributed.check(cfg)  # under a launcher: a batch that splits evenly, no GRPO
+    if reuse:  # (on rank 0, its answer sent to every rank, under a launcher)
+        cached = distributed.on_main(lambda: find_run(cfg, runs_dir, evaluators), cfg)
         if cached is not None:
             return replay(cached, listeners)
     placement = choose_placement(cfg.device, cfg.dtype)
@@ -150,13 +152,13 @@ def execute(part: TrainerPart, *, listeners: Sequence[Listener] = (),
     set_seed(cfg.seed)
     part.prepare()
     bus = EventBus(list(listeners))
-    writer = RunWriter(cfg, placement.device, runs_dir)
+    writer = distributed.run_writer(cfg, placement.device, runs_dir)  # rank 0's folder
     # the end record is logged by ``record``, before the weights and the final status
     bus.subscribe(lambda e: writer.log(e.to_dict()) if e.kind not in ("start", "end") else None)
     total = cfg.train.max_steps
     events = StepEvents(bus, total, part.step_metrics)
     stopper = StopOnFlag(stop or StopFlag())
-    bar = ProgressBar(total, part.label, progress)
+    bar = ProgressBar(total, part.label, progress and distributed.is_main())
     key = cache_key(cfg, part.evaluators)
     trainer = None
     weights = writer.path / "weights"
@@ -197,18 +199,19 @@ def execute(part: TrainerPart, *, listeners: Sequence[Listener] = (),
         params = part.params(trainer)
         bus.emit(RunStarted(run_dir=str(writer.path), config=cfg.to_dict(), total_steps=total,
                             params=params))
-        with PeakMemory(placement.device) as mem:
+        with PeakMemory(placement.device) as mem, distributed.sigint_on_main():
             part.run(trainer)
         bar.close()
         status = "stopped" if stopper.stopped else part.ending() or "completed"
-        final, end = record(
-            status, save=cfg.save_weights, wall_s=time.perf_counter() - t0,
+        final, end = record(  # (the weights: rank 0's to save, as its folder's)
+            status, save=cfg.save_weights and distributed.is_main(),
+            wall_s=time.perf_counter() - t0,
             peak_memory_bytes=mem.peak_bytes,
             peak_memory_above_start_bytes=mem.above_baseline_bytes, peak_memory_kind=mem.kind,
             params=params, device=placement.device, dtype=placement.dtype_name,
             **part.figures(trainer))
     except BaseException as e:  # noqa: BLE001 - record every ending, then re-raise
-        interrupted = isinstance(e, KeyboardInterrupt)
+        interrupted = isinstance(e, KeyboardInterrupt) or distributed.interrupted()
         status = "interrupted" if interrupted else "failed"
         msg = explain(e, cfg, step())
         # A second Ctrl-C must not cut the record of the first: the folder gets its status,
@@ -217,7 +220,8 @@ def execute(part: TrainerPart, *, listeners: Sequence[Listener] = (),
         old_handler = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
         final: dict = {}
         try:
-            shutil.rmtree(partial, ignore_errors=True)  # weights cut by this very failure
+            if distributed.is_main():  # (another rank's writer holds rank 0's path)
+                shutil.rmtree(partial, ignore_errors=True)  # weights cut by this failure
             final, end = record(status, msg)
             bus.emit(end)
         except Exception as rec_err:  # noqa: BLE001 - a full disk: say so, keep the cause
@@ -271,4 +275,10 @@ def explain(e: BaseException, cfg: RunConfig, step: int) -> str:
     if isinstance(e, EvaluatorFailed):
         return (f"Training failed at step {step}: {e}. Fix the evaluator, or leave it out "
                 "of evaluators=.")  # the cause first, as every failure reads
+    n = distributed.world_size()
+    if n > 1:  # which process; a broken connection is usually another one's failure
+        peer = any(w in text for w in ("connection closed", "connection reset", "broken pipe"))
+        return (f"Training failed at step {step} on rank {distributed.rank()} of {n}: "
+                f"{type(e).__name__}: {e}" + (" (Another process of this run failed first: "
+                "its own message, and torchrun's summary, say why.)" if peer else ""))
     return f"Training failed at step {step}: {type(e).__name__}: {e}"

@@ -21,6 +21,7 @@ from ..memory import breakdown
 from ..methods import apply_method
 from ..models import choose_placement, load_model, resolve_source
 from .callbacks import EarlyStopping, Evaluations, StepEvents
+from .distributed import per_device, world_size
 from .part import TrainerPart
 
 __all__ = ["SupervisedPart", "build_model", "load_splits", "tokenize_splits"]
@@ -66,6 +67,14 @@ class Collator:
         return batch
 
 
+def _step0_in_train() -> dict:
+    """Under a launcher the step-0 evaluation is the Trainer's own (``eval_on_start``),
+    inside ``train()``: an ``evaluate()`` before it marks the model prepared, unwrapped, and
+    ``train()`` then never wraps it in DistributedDataParallel, so the processes would train
+    apart, never sharing a gradient (accelerate 1.16, transformers 5.23)."""
+    return {"eval_on_start": True} if world_size() > 1 else {}
+
+
 class SupervisedPart(TrainerPart):
     """transformers' ``Trainer`` on batches ftlab tokenized: evaluate at step 0, train, and
     measure again the model the run returns (the best one after early stopping)."""
@@ -91,12 +100,13 @@ class SupervisedPart(TrainerPart):
         from transformers import PrinterCallback, Trainer, TrainingArguments
 
         cfg, t = self.cfg, self.cfg.train
+        batch = per_device(t.batch_size)  # the global batch over the launched processes
         args = trainer_arguments(
             TrainingArguments, output_dir=str(run_dir), max_steps=t.max_steps,
-            batch_size=t.batch_size, learning_rate=t.learning_rate, seed=cfg.seed,
-            placement=self.placement, per_device_eval_batch_size=t.batch_size,
+            batch_size=batch, learning_rate=t.learning_rate, seed=cfg.seed,
+            placement=self.placement, per_device_eval_batch_size=batch,
             eval_strategy="steps", eval_steps=cfg.eval.every, remove_unused_columns=False,
-            prediction_loss_only=True,
+            prediction_loss_only=True, **_step0_in_train(),
             **schedule(t))
         collator = Collator(self.tokenizer, tail=accepts_logits_to_keep(self.model))
         trainer = Trainer(model=self.model, args=args, train_dataset=self.train_rows,
@@ -107,7 +117,8 @@ class SupervisedPart(TrainerPart):
 
     def run(self, trainer) -> None:
         evals = self.evaluations
-        trainer.evaluate()  # step 0: where the model starts
+        if not _step0_in_train():
+            trainer.evaluate()  # step 0: where the model starts
         trainer.train()
         restored = self.early is not None and self.early.restored
         if restored or evals.last_full_step != trainer.state.global_step:
@@ -138,8 +149,8 @@ class SupervisedPart(TrainerPart):
 
     def figures(self, trainer) -> dict:
         seq_len = max(len(r["input_ids"]) for r in self.train_rows)
-        return {"memory_breakdown": breakdown(self.model, self.cfg.train.batch_size,
-                                              seq_len).to_dict()}
+        return {"memory_breakdown": breakdown(self.model, per_device(self.cfg.train.batch_size),
+                                              seq_len).to_dict()}  # one process's
 
     def returned_model(self, trainer):
         return self.model
