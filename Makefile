@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): pyproject.toml constraints.txt scripts/install.sh
 	python3 -m venv $(VENV)
-	scripts/install.sh $(PY) lab,test,class
+	scripts/install.sh $(PY) lab,test,class,track
 	$(PY) -m ftlab prepare
 	touch $(STAMP)
 

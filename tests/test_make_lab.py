@@ -142,7 +142,7 @@ def test_binder_installs_what_make_installs():
     install = re.compile(r"^\s*(?:bash\s+)?scripts/install\.sh[ \t]+\S+[ \t]+(\S+)", re.M)
     make_rule = (ROOT / "Makefile").read_text()
     post_build = (ROOT / "binder" / "postBuild").read_text()
-    assert install.findall(post_build) == install.findall(make_rule) == ["lab,test,class"]
+    assert install.findall(post_build) == install.findall(make_rule) == ["lab,test,class,track"]
     assert "-m ftlab prepare" in make_rule and "-m ftlab prepare" in post_build
     assert os.access(ROOT / "binder" / "postBuild", os.X_OK)  # repo2docker runs it as is
 

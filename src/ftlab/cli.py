@@ -76,7 +76,7 @@ TRAIN_FLAGS = {
     "--batch-size": "train.batch_size", "--size": "data.size", "--task": "data.task",
     "--data": "data.path", "--seed": "seed", "--patience": "eval.early_stopping_patience",
     "--eval-every": "eval.every", "--samples": "eval.samples", "--device": "device",
-    "--save-weights": "save_weights",
+    "--save-weights": "save_weights", "--report-to": "train.report_to",
 }
 
 

@@ -99,6 +99,14 @@ class TrainConfig(KnobConfig):
     weight_decay: float = knob(0.0, "AdamW weight decay.", low=0.0, high=1.0)
     max_grad_norm: float = knob(1.0, "Gradient clipping norm.", low=0.0, low_open=True,
                                 high=1000.0)
+    report_to: str = knob("none", "Experiment trackers that also receive the trainer's logs, "
+                          "offline and as files: TensorBoard event files in the run folder "
+                          "(tensorboard/), an MLflow file store beside the run folders "
+                          "(mlruns/, or MLFLOW_TRACKING_URI). Needs pip install "
+                          "'ftlab[track]'. The run folder stays the record; a run asked to "
+                          "report is another config (another hash), so it is trained and "
+                          "reported, never replayed from a run that was not.",
+                          choices=("none", "tensorboard", "mlflow", "tensorboard,mlflow"))
 
 
 @dataclass

@@ -35,6 +35,7 @@ from ..events import (
 from ..memory import PeakMemory, check_fits
 from ..models import choose_placement
 from ..runs import Run, cache_key, find_run, writable_runs_root
+from ..tracking import Trackers, check_installed
 from . import distributed
 from .callbacks import (
     Evaluator,
@@ -93,6 +94,7 @@ def train(
             raise ConfigError("on_event", fn, "a function of one event, or a list of them",
                               "e.g. on_event=print.")
     writable_runs_root(runs_dir)  # a bad FTLAB_RUNS is said now, not after the model loads
+    check_installed(cfg.train.report_to)  # a tracker's missing package, too
     distributed.check(cfg)  # under a launcher: a batch that splits evenly, no GRPO
     if reuse:  # (on rank 0, its answer sent to every rank, under a launcher)
         cached = distributed.on_main(lambda: find_run(cfg, runs_dir, evaluators), cfg)
@@ -160,6 +162,7 @@ def execute(part: TrainerPart, *, listeners: Sequence[Listener] = (),
     stopper = StopOnFlag(stop or StopFlag())
     bar = ProgressBar(total, part.label, progress and distributed.is_main())
     key = cache_key(cfg, part.evaluators)
+    trackers = Trackers(cfg.train.report_to, writer.path, distributed.is_main())
     trainer = None
     weights = writer.path / "weights"
     partial = writer.path / ".weights.partial"
@@ -196,6 +199,7 @@ def execute(part: TrainerPart, *, listeners: Sequence[Listener] = (),
         before, after = part.callbacks(bus, writer.path)
         trainer = part.build([ShareCpus(), events, *before, stopper, bar, *after, *callbacks],
                              writer.path)
+        trackers.start(trainer)  # (train.report_to: TensorBoard, MLflow; ftlab.tracking)
         params = part.params(trainer)
         bus.emit(RunStarted(run_dir=str(writer.path), config=cfg.to_dict(), total_steps=total,
                             params=params))
@@ -203,6 +207,7 @@ def execute(part: TrainerPart, *, listeners: Sequence[Listener] = (),
             part.run(trainer)
         bar.close()
         status = "stopped" if stopper.stopped else part.ending() or "completed"
+        trackers.end(status)
         final, end = record(  # (the weights: rank 0's to save, as its folder's)
             status, save=cfg.save_weights and distributed.is_main(),
             wall_s=time.perf_counter() - t0,
@@ -220,6 +225,7 @@ def execute(part: TrainerPart, *, listeners: Sequence[Listener] = (),
         old_handler = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
         final: dict = {}
         try:
+            trackers.end(status)
             if distributed.is_main():  # (another rank's writer holds rank 0's path)
                 shutil.rmtree(partial, ignore_errors=True)  # weights cut by this failure
             final, end = record(status, msg)

@@ -219,7 +219,8 @@ class PolicyPart(TrainerPart):
         args = trainer_arguments(
             GRPOConfig, output_dir=str(run_dir), max_steps=t.max_steps,
             batch_size=t.batch_size * rl.generations, learning_rate=t.learning_rate,
-            seed=cfg.seed, placement=self.placement, gradient_accumulation_steps=1,
+            seed=cfg.seed, placement=self.placement, report_to=t.report_to,
+            gradient_accumulation_steps=1,
             num_generations=rl.generations, max_completion_length=rl.max_completion_length,
             temperature=rl.temperature, beta=rl.kl,
             reward_weights=[1.0, 0.0, -rl.length_penalty], bf16=bf16(self.placement),

@@ -106,7 +106,7 @@ class SupervisedPart(TrainerPart):
             batch_size=batch, learning_rate=t.learning_rate, seed=cfg.seed,
             placement=self.placement, per_device_eval_batch_size=batch,
             eval_strategy="steps", eval_steps=cfg.eval.every, remove_unused_columns=False,
-            prediction_loss_only=True, **_step0_in_train(),
+            prediction_loss_only=True, report_to=t.report_to, **_step0_in_train(),
             **schedule(t))
         collator = Collator(self.tokenizer, tail=accepts_logits_to_keep(self.model))
         trainer = Trainer(model=self.model, args=args, train_dataset=self.train_rows,
