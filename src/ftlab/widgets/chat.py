@@ -38,6 +38,26 @@ def _problem(e: BaseException) -> str:
             f"{html.escape(str(e))}</span>")
 
 
+def _in_background(button, status, busy: str, work, name: str) -> threading.Thread:
+    """A button's work on a background thread, so the notebook stays usable: the button is
+    off meanwhile, ``status`` shows ``busy``, then what ``work`` returns or the problem in
+    one red line (nothing is lost), and the button is on again."""
+    button.disabled = True
+    status.value = busy
+
+    def run() -> None:
+        try:
+            status.value = work()
+        except Exception as e:  # noqa: BLE001 - shown in the widget
+            status.value = _problem(e)
+        finally:
+            button.disabled = False
+
+    thread = threading.Thread(target=run, daemon=True, name=name)
+    thread.start()
+    return thread
+
+
 class ChatView:
     """Ask two models the same message; show their answers side by side.
 
@@ -132,22 +152,13 @@ class ChatView:
     def export_clicked(self) -> threading.Thread:
         """The Export button: export on a background thread; the result or the problem is
         shown under the row in one line."""
-        self.export_button.disabled = True
-        self.export_status.value = "<i>Exporting, then loading it back to compare answers…</i>"
+        def work() -> str:
+            done = self.export()
+            return (html.escape(str(done))
+                    + f"; model card: {html.escape(str(done.path / 'README.md'))}")
 
-        def work() -> None:
-            try:
-                done = self.export()
-                self.export_status.value = html.escape(str(done)) + (
-                    f"; model card: {html.escape(str(done.path / 'README.md'))}")
-            except Exception as e:  # noqa: BLE001 - shown in the widget, nothing lost
-                self.export_status.value = _problem(e)
-            finally:
-                self.export_button.disabled = False
-
-        thread = threading.Thread(target=work, daemon=True, name="ftlab-export")
-        thread.start()
-        return thread
+        return _in_background(self.export_button, self.export_status, "<i>Exporting, then "
+                              "loading it back to compare answers…</i>", work, "ftlab-export")
 
     # -- answering --------------------------------------------------------------------
     def _chat(self, text: str) -> list[dict]:
@@ -190,21 +201,13 @@ class ChatView:
             self.status.value = "<i>Type a message first.</i>"
             return None
         self.text.value = ""
-        self.send_button.disabled = True
-        self.status.value = "<i>Both models are answering…</i>"
 
-        def work() -> None:
-            try:
-                self.ask(text)
-                self.status.value = ""
-            except Exception as e:  # noqa: BLE001 - shown in the widget
-                self.status.value = _problem(e)
-            finally:
-                self.send_button.disabled = False
+        def work() -> str:
+            self.ask(text)
+            return ""
 
-        thread = threading.Thread(target=work, daemon=True, name="ftlab-chat")
-        thread.start()
-        return thread
+        return _in_background(self.send_button, self.status, "<i>Both models are answering…</i>",
+                              work, "ftlab-chat")
 
     # -- showing ----------------------------------------------------------------------
     def _cell(self, a: Answer) -> str:
