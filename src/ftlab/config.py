@@ -179,36 +179,90 @@ RL_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+@dataclass
+class PrefConfig(KnobConfig):
+    """Preference tuning (DPO and its relatives, ``ftlab.engine.preference``): what is learned
+    from pairs of answers, one preferred over the other, with no reward model and no sampling.
+
+    The pairs come from ``ftlab.rlhf.preference_pairs`` (``data.size`` prompts, a labeller who
+    prefers the longer answer ``p_longer`` of the time) or from a JSONL file (``path``).
+    ``train.batch_size`` counts pairs per step. ``None`` fields come from ``PREF_PRESETS``.
+    """
+
+    knob_prefix = "pref."
+
+    loss: str = knob("dpo", "The objective: dpo (Rafailov et al. 2023), ipo, kto (unpaired "
+                     "thumbs up/down), orpo (no reference model, with the SFT loss) or simpo "
+                     "(no reference model, length-normalised).",
+                     choices=("dpo", "ipo", "kto", "orpo", "simpo"))
+    beta: float | None = knob(None, "Strength of the preference term (DPO's beta: how far "
+                              "from the reference the policy may move; SimPO's reward "
+                              "scale). None: the loss's usual value.", low=0.0, low_open=True,
+                              high=100.0, log=True, optional=True)
+    reference: str = knob("auto", "The reference model: live (the base, adapters off, run "
+                          "each step), precomputed (its log-probabilities computed once "
+                          "before training) or none (orpo and simpo need none). auto: "
+                          "live where the loss needs one.",
+                          choices=("auto", "live", "precomputed", "none"))
+    ld_alpha: float | None = knob(None, "DPO only: length desensitisation (LD-DPO, Liu et al. "
+                                  "2024). Tokens past the shorter answer's length count "
+                                  "with this weight; 1 = plain DPO.", low=0.0, high=1.0,
+                                  optional=True)
+    p_longer: float = knob(0.7, "The labeller's bias: how often it simply prefers the longer "
+                           "answer (otherwise the correct, then the concise one).", low=0.0,
+                           high=1.0)
+    pairs_per_prompt: int = knob(2, "Pairs the labeller judges per prompt.", low=1, high=16)
+    path: str | None = knob(None, "A JSONL file of your own pairs ({prompt, chosen, "
+                            "rejected} a line; for kto also {prompt, completion, label}) "
+                            "instead of the labeller's.", optional=True, file=True)
+    max_length: int | None = knob(None, "Longest prompt plus answer, in tokens.", low=16,
+                                  high=8192, optional=True)
+
+
+# A preference run's sizes: the supervised preset with these on top. A DPO step runs the
+# policy and the reference on both answers of every pair.
+PREF_PRESETS: dict[str, dict[str, Any]] = {
+    "cpu": {"data.size": 48, "train.max_steps": 12, "train.batch_size": 8, "eval.every": 6,
+            "eval.samples": 2, "pref.max_length": 160},
+    "gpu": {"data.size": 600, "train.max_steps": 150, "train.batch_size": 16,
+            "eval.every": 25, "eval.samples": 4, "pref.max_length": 320},
+}
+
+
 # ``rl`` given as a word (``--set rl=on``): the words for on and off.
 _RL_WORDS = {"on": True, "true": True, "off": None, "false": None, "none": None, "null": None}
 
 
-def _as_rl(value: Any) -> RLConfig | None:
-    """``rl=True``, ``"on"`` or ``{}``: a GRPO run with default knobs; a dict: those knobs;
-    ``None``, ``False`` or ``"off"``: a supervised run. Anything else is a ``ConfigError``:
-    no part of ftlab ever finds a dict (or a word) where an ``RLConfig`` belongs."""
+def _as_switch(name: str, value: Any) -> Any:
+    """A section that switches the trainer (``rl``, ``pref``): ``True``, ``"on"`` or ``{}``:
+    that kind of run with default knobs; a dict: those knobs; ``None``, ``False`` or
+    ``"off"``: a supervised run. Anything else is a ``ConfigError``: no part of ftlab ever
+    finds a dict (or a word) where the section's config belongs."""
+    cls = _SWITCHES[name]
     if isinstance(value, str) and value.strip().lower() in _RL_WORDS:
         value = _RL_WORDS[value.strip().lower()]
     if value is None or value is False:
         return None
     if value is True:
-        return RLConfig()
-    if isinstance(value, RLConfig):
+        return cls()
+    if isinstance(value, cls):
         return value
     if isinstance(value, dict):
         for key in value:
-            if key not in _names(RLConfig):
-                raise RLConfig.unknown_knob(key, value[key])
-        return RLConfig(**value)
-    raise ConfigError("rl", value, "on (true), off (false, null) or a dict of RL knobs",
-                      "rl=True (CLI: --set rl=on) makes the run a GRPO run with default "
-                      "knobs (ftlab.engine.policy); rl=None (--set rl=off) makes it "
-                      "supervised again.")
+            if key not in _names(cls):
+                raise cls.unknown_knob(key, value[key])
+        return cls(**value)
+    kind = _SWITCH_KINDS[name]
+    raise ConfigError(name, value, f"on (true), off (false, null) or a dict of {name} knobs",
+                      f"{name}=True (CLI: --set {name}=on) makes the run a {kind} run with "
+                      f"default knobs; {name}=None (--set {name}=off) makes it supervised "
+                      "again.")
 
 
-def preset_values(preset: str, rl: bool = False) -> dict[str, Any]:
-    """The sizes a preset fills in (dotted knob -> value); an RL run's differ."""
-    return {**PRESETS[preset], **(RL_PRESETS[preset] if rl else {})}
+def preset_values(preset: str, rl: bool = False, pref: bool = False) -> dict[str, Any]:
+    """The sizes a preset fills in (dotted knob -> value); RL and preference runs' differ."""
+    return {**PRESETS[preset], **(RL_PRESETS[preset] if rl else {}),
+            **(PREF_PRESETS[preset] if pref else {})}
 
 
 @dataclass
@@ -238,6 +292,7 @@ class RunConfig(KnobConfig):
     save_weights: bool = knob(False, "Also save the adapter (or full weights) in the run "
                               "folder.", choices=(True, False))
     rl: RLConfig | None = None  # set: a policy-optimisation run instead of supervised
+    pref: PrefConfig | None = None  # set: a preference run (DPO, KTO, ORPO, SimPO)
 
     def __setattr__(self, name: str, value: Any) -> None:
         # The door of the sections, for the constructor and for `config.rl = {...}` alike:
@@ -245,8 +300,8 @@ class RunConfig(KnobConfig):
         # type is a ConfigError naming it, never a TypeError. Values are checked by validate().
         if name == "method":
             value = _as_method(value)
-        elif name == "rl":
-            value = _as_rl(value)
+        elif name in _SWITCHES:
+            value = _as_switch(name, value)
         elif name in _SECTIONS:
             value = _as_section(name, value)
         super().__setattr__(name, value)
@@ -258,6 +313,10 @@ class RunConfig(KnobConfig):
             raise ConfigError("method", self.method, "a method name or config: "
                               + ", ".join(map(repr, METHODS)))
         validate(self)
+        if self.rl is not None and self.pref is not None:
+            raise ConfigError("pref", "on", "off in a run with an rl section",
+                              "A run is supervised, GRPO (rl) or preference tuning (pref): "
+                              "switch one off (rl=None or pref=None).")
         if self.data.path is None and self.data.task not in TASKS:
             raise ConfigError("data.task", self.data.task,
                               "one of " + ", ".join(map(repr, TASKS)),
@@ -277,7 +336,8 @@ class RunConfig(KnobConfig):
             preset = "cpu" if device_type == "cpu" else "gpu"
         out = copy.deepcopy(self)
         out.preset = preset
-        for dotted, value in preset_values(preset, self.rl is not None).items():
+        for dotted, value in preset_values(preset, self.rl is not None,
+                                           self.pref is not None).items():
             section, name = dotted.split(".")
             if getattr(getattr(out, section), name) is None:
                 setattr(getattr(out, section), name, value)
@@ -296,7 +356,7 @@ class RunConfig(KnobConfig):
             if not key.strip():
                 raise empty_name(key, value)
         # A method or RL switch first, so that its knobs may come in the same call.
-        for section in ("method", "rl"):
+        for section in ("method", *_SWITCHES):
             if section in changes:
                 setattr(out, section, copy.deepcopy(changes.pop(section)))
         for key, value in changes.items():
@@ -310,16 +370,19 @@ class RunConfig(KnobConfig):
             obj = self.method if section == "method" else getattr(self, section, None)
             if obj is not None and dataclasses.is_dataclass(obj) and name in _names(obj):
                 return obj, name
-            if section == "rl" and obj is None and name in _names(RLConfig):
+            if section in _SWITCHES and obj is None and name in _names(_SWITCHES[section]):
                 shown = repr(value) if len(repr(value)) <= 40 else "..."
-                raise ConfigError(key, value, "a knob of a run with an RL section",
-                                  "This run has no RL section (it is supervised), and a "
-                                  "knob does not switch RL on by itself. Switch it on in "
-                                  f"the same call: config.replace(rl=True, **{{{key!r}: "
-                                  f"{shown}}}); on the command line: --set rl=on "
+                what = "RL" if section == "rl" else "preference (pref)"
+                article = "an" if section == "rl" else "a"
+                raise ConfigError(key, value, f"a knob of a run with {article} {what} section",
+                                  f"This run has no {what} section, and a knob does not "
+                                  f"switch it on by itself. Switch it on in the same "
+                                  f"call: config.replace({section}=True, **{{{key!r}: "
+                                  f"{shown}}}); on the command line: --set {section}=on "
                                   f"--set {key}=VALUE.")
         else:
-            owners = [o for o in (self, self.data, self.train, self.eval, self.method, self.rl)
+            owners = [o for o in (self, self.data, self.train, self.eval, self.method,
+                                  self.rl, self.pref)
                       if o is not None and key in _names(o)
                       and not dataclasses.is_dataclass(getattr(o, key))]
             if len(owners) == 1:
@@ -366,9 +429,11 @@ class RunConfig(KnobConfig):
         for section in ("data", "train", "eval"):
             names |= {f"{section}.{n}" for n in _names(getattr(self, section))}
         names |= {f"method.{n}" for n in _names(self.method)}
-        if self.rl is not None:
-            names |= {f"rl.{n}" for n in _names(self.rl)}
-        return names | {n for n in _names(self) if n not in ("data", "train", "eval", "rl")}
+        for section in _SWITCHES:
+            if getattr(self, section) is not None:
+                names |= {f"{section}.{n}" for n in _names(getattr(self, section))}
+        return names | {n for n in _names(self)
+                        if n not in ("data", "train", "eval", *_SWITCHES)}
 
     # -- (de)serialising ---------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -377,6 +442,10 @@ class RunConfig(KnobConfig):
         for section in ("data", "train", "eval"):
             d[section] = dataclasses.asdict(d[section])
         d["rl"] = None if self.rl is None else dataclasses.asdict(self.rl)
+        if self.pref is not None:  # absent when off: every earlier run keeps its hash
+            d["pref"] = dataclasses.asdict(self.pref)
+        else:
+            del d["pref"]
         return d
 
     @classmethod
@@ -429,7 +498,10 @@ ALIASES = {"lr": "train.learning_rate", "learning_rate": "train.learning_rate",
 
 
 _SECTIONS: dict[str, type] = {"data": DataConfig, "train": TrainConfig, "eval": EvalConfig,
-                              "rl": RLConfig}
+                              "rl": RLConfig, "pref": PrefConfig}
+# The sections that switch the trainer, and the kind of run each makes.
+_SWITCHES: dict[str, type] = {"rl": RLConfig, "pref": PrefConfig}
+_SWITCH_KINDS = {"rl": "GRPO", "pref": "preference-tuning"}
 
 
 def _names(obj: Any) -> list[str]:

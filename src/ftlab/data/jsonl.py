@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -27,14 +28,23 @@ PROGRESS_BYTES = 5_000_000
 
 _UTF8_FIX = ("Re-save the file as UTF-8 (in Excel: Save As > 'CSV UTF-8'; in an editor: "
              "encoding UTF-8).")
+_SFT_EXAMPLE = '{"prompt": "2+2?", "completion": "4"}'
 
 
-def read_jsonl(path: str | Path, max_line_bytes: int = MAX_LINE_BYTES) -> list[dict]:
+def read_jsonl(path: str | Path, max_line_bytes: int = MAX_LINE_BYTES, *,
+               check: Callable[[object, str], dict] | None = None,
+               example: str = _SFT_EXAMPLE) -> list[dict]:
     """Rows of a JSONL file: chats (``messages``) or ``prompt``/``completion`` pairs.
 
     A ``prompt``/``completion`` row becomes a two-message chat. Each row keeps (or gets) a
     ``meta`` object whose ``answer`` is the last message's content.
+
+    ``check(row, where)`` turns each parsed line into a row or raises ``DatasetError``; it
+    defaults to the SFT shape above, and another shape (preference pairs) passes its own so
+    that its files get the same encoding, size and JSON handling. ``example`` is the row
+    shown when the file holds none.
     """
+    check = _check if check is None else check
     if not isinstance(path, (str, os.PathLike)):
         raise DatasetError(repr(path), "is not a file path", "Set data.path to a .jsonl file.")
     if not str(path).strip():
@@ -63,7 +73,7 @@ def read_jsonl(path: str | Path, max_line_bytes: int = MAX_LINE_BYTES) -> list[d
                                        "bytes, far more than a training example", "Each line "
                                        "must be one JSON object (one example); check that "
                                        "this is the right file.", line=lineno)
-                row = _parse_line(raw, lineno, where)
+                row = _parse_line(raw, lineno, where, check)
                 if row is not None:
                     rows.append(row)
     except OSError as e:
@@ -71,8 +81,7 @@ def read_jsonl(path: str | Path, max_line_bytes: int = MAX_LINE_BYTES) -> list[d
                            "Check the file's permissions and data.path.") from None
     if not rows:
         raise DatasetError(str(p), "the file holds no rows",
-                           "Add one JSON object per line, e.g. "
-                           '{"prompt": "2+2?", "completion": "4"}.')
+                           f"Add one JSON object per line, e.g. {example}.")
     return rows
 
 
@@ -87,7 +96,8 @@ def _check_path(p: Path) -> None:
         raise DatasetError(str(p), "is not a regular file", "Set data.path to a .jsonl file.")
 
 
-def _parse_line(raw: bytes, lineno: int, where: str) -> dict | None:
+def _parse_line(raw: bytes, lineno: int, where: str,
+                check: Callable[[object, str], dict] | None = None) -> dict | None:
     """One line -> a checked row (None for a blank line); any problem -> DatasetError."""
     if lineno == 1:
         raw = raw.removeprefix(b"\xef\xbb\xbf")  # the BOM of Excel's "UTF-8" export
@@ -113,7 +123,7 @@ def _parse_line(raw: bytes, lineno: int, where: str) -> dict | None:
         raise DatasetError(where, f"not JSON that ftlab can read ({str(e)[:80]})",
                            "Each line must be one JSON object.", line=lineno) from None
     try:
-        return _check(row, where)
+        return (check or _check)(row, where)
     except DatasetError as e:
         e.line = lineno
         raise

@@ -139,6 +139,7 @@ class Evaluations(TrainerCallback):
         self.force_full = False
         self.last_full_step = -1
         self.last_val_loss: float | None = None
+        self.trainer_metrics: Mapping[str, str] = {}  # the trainer's eval key -> metric name
         self._t0 = time.perf_counter()
 
     def on_evaluate(self, args, state, control, metrics=None, model=None, **kw):
@@ -158,6 +159,8 @@ class Evaluations(TrainerCallback):
         # record; the weights are the same on every rank, and no decision rests on them.
         main = distributed.is_main()
         extra = run_evaluators(self.evaluators, model, self.tok, ctx) if main else {}
+        extra.update({name: float(metrics[key]) for key, name in self.trainer_metrics.items()
+                      if key in metrics})
         if full:
             self.last_full_step = step
         ev = EvalLogged(step=step, val_loss=val_loss, perplexity=math.exp(min(val_loss, 50)),

@@ -48,6 +48,7 @@ from .callbacks import (
 )
 from .part import TrainerPart
 from .policy import PolicyPart
+from .preference import PreferencePart
 from .supervised import SupervisedPart
 
 __all__ = ["execute", "explain", "replay", "train"]
@@ -77,8 +78,9 @@ def train(
     folder is complete and consistent (``ftlab.runs.reuse_problems``); a damaged one is
     named in a ``RunFolderWarning``, kept, and the run trained again.
 
-    A config with an ``rl`` section is a policy-optimisation run (``policy.py``), else a
-    supervised one (``supervised.py``): same arguments, events, folder and failures.
+    A config with an ``rl`` section is a policy-optimisation run (``policy.py``), one with a
+    ``pref`` section a preference run (``preference.py``), else a supervised one
+    (``supervised.py``): same arguments, events, folder and failures.
     Every argument is checked here, before a model loads or a folder is started.
     """
     if not isinstance(config, RunConfig):
@@ -101,7 +103,8 @@ def train(
         if cached is not None:
             return replay(cached, listeners)
     placement = choose_placement(cfg.device, cfg.dtype)
-    Part = PolicyPart if cfg.rl is not None else SupervisedPart
+    Part = (PolicyPart if cfg.rl is not None
+            else PreferencePart if cfg.pref is not None else SupervisedPart)
     return execute(Part(cfg, placement, evaluators), listeners=listeners, stop=stop,
                    callbacks=callbacks, runs_dir=runs_dir, progress=progress)
 

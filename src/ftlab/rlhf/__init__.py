@@ -43,11 +43,11 @@ from .rewards import (
     is_correct,
     length_proxy_score,
 )
-from .watch import GoldWatch
+from .watch import AnswerWatch, GoldWatch, heldout_questions
 
 __all__ = [
-    "DEFAULT_LENGTHS", "FACTS", "FILLER", "HELDOUT_FACTS", "RM_PRESETS", "GoldReward",
-    "GoldWatch", "LearnedReward",
+    "DEFAULT_LENGTHS", "FACTS", "FILLER", "HELDOUT_FACTS", "RM_PRESETS", "AnswerWatch",
+    "GoldReward", "GoldWatch", "heldout_questions", "LearnedReward",
     "LengthBias", "LengthProxyReward", "Pair", "Prompt", "Reward", "RewardFunction",
     "RewardModelConfig", "RewardModelReport", "completion_text", "count_words", "gold_score",
     "heldout_prompts", "is_correct", "length_bias", "length_bias_figure",

@@ -76,3 +76,69 @@ class GoldWatch:
             save_answers(ctx, "heldout", result.examples,
                          {f"heldout.{k}": v for k, v in out.items()})
         return out
+
+
+def heldout_questions(n_arithmetic: int = 36) -> list:
+    """The held-out facts plus ``n_arithmetic`` arithmetic questions from a seed no prompt set
+    uses (``make_prompts`` draws from its run's seed): what a preference run is asked after
+    training, the same for every seed and run."""
+    from .prompts import make_prompts
+
+    arithmetic = [p for p in make_prompts(max(10, n_arithmetic), seed=HELDOUT_SEED,
+                                          fact_fraction=0.0)][:n_arithmetic]
+    return heldout_prompts() + arithmetic
+
+
+HELDOUT_SEED = 1_000_003  # far from any run's seed
+
+
+@dataclass(frozen=True)
+class AnswerWatch:
+    """Greedy answers to ``heldout_questions``: correctness and length measured apart.
+
+    An evaluator (``train(cfg, evaluators={"heldout": AnswerWatch()})``). Numbers:
+    ``correct`` (share of answers that name the right answer, however long), ``words`` (mean
+    length) and ``gold`` (``gold_score``: correct, and no longer than needed; shown as the
+    yardstick of Lab 4, never read alone, since it falls with length by definition). The
+    per-question rows are saved, so two runs can be compared question by question.
+    """
+
+    max_new_tokens: int = 64
+    n_arithmetic: int = 36
+    target_words: int = 15
+    when: str = "always"
+
+    @property
+    def key(self) -> str:  # names it in the run cache's key (``runs.cache_key``)
+        return f"rlhf:answer_watch:{self.max_new_tokens}:{self.n_arithmetic}"
+
+    def answers(self, model, tok) -> EvalResult:
+        from ..generation import generate_answers
+
+        prompts = heldout_questions(self.n_arithmetic)
+        chats = [row["prompt"] for row in policy_rows(prompts)]
+        texts = [a.text for a in generate_answers(model, tok, chats,
+                                                  max_new_tokens=self.max_new_tokens)]
+        rows = [{"question": p.question, "expected": p.answers[0], "answer": t,
+                 "words": count_words(t), "correct": is_correct(t, p.answers),
+                 "gold": gold_score(t, p.answers, self.target_words)}
+                for p, t in zip(prompts, texts, strict=True)]
+        return EvalResult(
+            suite="rlhf:answer_watch", score=fmean(r["correct"] for r in rows), n=len(rows),
+            breakdown={"correct": fmean(r["correct"] for r in rows)}, examples=rows,
+            extra={"words": fmean(r["words"] for r in rows),
+                   "gold": fmean(r["gold"] for r in rows)})
+
+    def __call__(self, model, tok, ctx) -> dict[str, float]:
+        from ..evaluate.behaviour import save_answers
+        from ..evaluate.cache import base_scored
+
+        result = base_scored(ctx, lambda: self.answers(model, tok), suite="rlhf:answer_watch",
+                             tokens=self.max_new_tokens, target=self.target_words,
+                             rows=[p.question for p in heldout_questions(self.n_arithmetic)])
+        out = {"correct": result.score, "words": result.extra["words"],
+               "gold": result.extra["gold"]}
+        if ctx.full:
+            save_answers(ctx, "heldout", result.examples,
+                         {f"heldout.{k}": v for k, v in out.items()})
+        return out
