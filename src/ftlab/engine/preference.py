@@ -30,7 +30,7 @@ from typing import Any
 from ..arguments import bf16, schedule, trainer_arguments
 from ..config import RunConfig
 from ..data import load_splits
-from ..errors import ConfigError
+from ..errors import ConfigError, DatasetError
 from ..models import load_model, resolve_source
 from ..rlhf import Pair, make_prompts, preference_pairs
 from .callbacks import Evaluations, StepEvents
@@ -182,17 +182,31 @@ def split_pairs(cfg: RunConfig) -> tuple[list[dict], list[dict]]:
         return pair_rows(train, loss.paired), pair_rows(held, loss.paired)
     from ..data.pairs import read_pairs, read_unpaired
 
-    # A KTO file holds unpaired rows ({prompt, completion, label}); the others hold pairs.
-    rows = read_pairs(pref.path) if loss.paired else unpaired_rows(read_unpaired(pref.path))
+    # A KTO file holds unpaired rows ({prompt, completion, label}) or pairs, each pair then
+    # split in two (chosen good, rejected bad; held out by pair); the others hold pairs.
+    as_pairs = loss.paired or _holds_pairs(pref.path)
+    rows = read_pairs(pref.path) if as_pairs else unpaired_rows(read_unpaired(pref.path))
     n_held = max(1, len(rows) // 5)
     if len(rows) - n_held < 1:
         raise ConfigError("pref.path", pref.path, "a file of at least 2 rows",
                           "A fifth of the rows (at least one) is held out to measure the "
                           "margin on pairs the run never trained on.")
     held, train = rows[:n_held], rows[n_held:]
-    if loss.paired:
-        held, train = pair_rows(held), pair_rows(train)
+    if as_pairs:
+        held, train = pair_rows(held, loss.paired), pair_rows(train, loss.paired)
     return train, held
+
+
+def _holds_pairs(path: str) -> bool:
+    """Whether a file's first row is a pair (``chosen``, ``rejected``) rather than a KTO row;
+    a file that cannot be read is left to ``read_unpaired`` to name its problem."""
+    from ..data.jsonl import read_jsonl
+
+    try:
+        first = read_jsonl(path, check=lambda row, where: row)[0]
+    except DatasetError:
+        return False
+    return isinstance(first, dict) and ("chosen" in first or "rejected" in first)
 
 
 class PreferencePart(TrainerPart):
