@@ -137,7 +137,9 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     _add_knob_flags(p, RUN_FLAGS)
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="any knob, e.g. r=16, num_virtual_tokens=10, train.warmup_steps=2; "
-                   "rl=on makes the run a GRPO run, whose knobs are rl.kl, rl.generations ...")
+                   "rl=on makes the run a GRPO run, whose knobs are rl.kl, rl.generations ...; "
+                   "pref=on a preference run (pref.loss=dpo|ipo|kto|orpo|simpo, pref.beta, "
+                   "pref.path ...)")
     p.add_argument("--json", action="store_true", help="print JSON only")
 
 

@@ -219,6 +219,11 @@ class PrefConfig(KnobConfig):
                                   high=8192, optional=True)
 
 
+# Each objective's usual beta, filled in by ``resolved`` when ``pref.beta`` is None: DPO's
+# 0.1 (Rafailov et al.) for the losses against a reference and ORPO's lambda; SimPO's 2.0
+# (Meng et al.: its rewards are mean log-probabilities, on another scale).
+PREF_BETA = {"dpo": 0.1, "ipo": 0.1, "kto": 0.1, "orpo": 0.1, "simpo": 2.0}
+
 # A preference run's sizes: the supervised preset with these on top. A DPO step runs the
 # policy and the reference on both answers of every pair.
 PREF_PRESETS: dict[str, dict[str, Any]] = {
@@ -343,6 +348,8 @@ class RunConfig(KnobConfig):
                 setattr(getattr(out, section), name, value)
         if out.train.learning_rate is None:
             out.train.learning_rate = out.method.default_lr
+        if out.pref is not None and out.pref.beta is None:
+            out.pref.beta = PREF_BETA[out.pref.loss]
         return out.validate()
 
     # -- changing knobs by name ---------------------------------------------------------

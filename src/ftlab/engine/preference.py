@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..arguments import bf16, schedule, trainer_arguments
-from ..config import RunConfig
+from ..config import PREF_BETA, RunConfig
 from ..data import load_splits
 from ..errors import ConfigError, DatasetError
 from ..models import load_model, resolve_source
@@ -48,7 +48,6 @@ class PreferenceLoss:
     trainer: str  # "module:Class" of TRL's trainer; its config is the same name with Config
     needs_reference: bool
     paired: bool  # False: KTO's unpaired good/bad rows
-    beta: float  # the usual strength when ``pref.beta`` is None
     options: tuple[tuple[str, Any], ...] = ()
     # Checked on the tiny and the embedded model: prefix tuning fails in every TRL preference
     # trainer (its virtual keys do not fit the attention mask), prompt tuning in the
@@ -64,13 +63,12 @@ class PreferenceLoss:
 
 
 LOSSES: dict[str, PreferenceLoss] = {
-    "dpo": PreferenceLoss("dpo", "trl:DPOTrainer", True, True, 0.1,
-                          (("loss_type", ["sigmoid"]),)),
-    "ipo": PreferenceLoss("ipo", "trl:DPOTrainer", True, True, 0.1, (("loss_type", ["ipo"]),)),
-    "kto": PreferenceLoss("kto", "trl:KTOTrainer", True, False, 0.1),
-    "orpo": PreferenceLoss("orpo", "trl.experimental.orpo:ORPOTrainer", False, True, 0.1,
+    "dpo": PreferenceLoss("dpo", "trl:DPOTrainer", True, True, (("loss_type", ["sigmoid"]),)),
+    "ipo": PreferenceLoss("ipo", "trl:DPOTrainer", True, True, (("loss_type", ["ipo"]),)),
+    "kto": PreferenceLoss("kto", "trl:KTOTrainer", True, False),
+    "orpo": PreferenceLoss("orpo", "trl.experimental.orpo:ORPOTrainer", False, True,
                            methods=("lora", "qlora", "full")),
-    "simpo": PreferenceLoss("simpo", "trl.experimental.cpo:CPOTrainer", False, True, 2.0,
+    "simpo": PreferenceLoss("simpo", "trl.experimental.cpo:CPOTrainer", False, True,
                             (("loss_type", "simpo"), ("cpo_alpha", 0.0)),
                             methods=("lora", "qlora", "full")),
 }
@@ -259,8 +257,9 @@ class PreferencePart(TrainerPart):
             learning_rate=t.learning_rate, seed=cfg.seed, placement=self.placement,
             report_to=t.report_to, per_device_eval_batch_size=batch,
             eval_strategy="steps", eval_steps=cfg.eval.every or t.max_steps,
-            beta=pref.beta if pref.beta is not None else self.loss.beta,
+            beta=pref.beta if pref.beta is not None else PREF_BETA[pref.loss],
             max_length=pref.max_length, bf16=bf16(self.placement),
+            activation_checkpointing=False,  # TRL's default: every forward twice, a third slower
             remove_unused_columns=False, **more, **schedule(t))
         trainer = trainer_cls(
             model=self.model, args=args, processing_class=self.tokenizer,

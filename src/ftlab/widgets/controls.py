@@ -17,7 +17,15 @@ from typing import Any
 
 import ipywidgets as w
 
-from ..config import ALIASES, DataConfig, EvalConfig, RLConfig, RunConfig, TrainConfig
+from ..config import (
+    ALIASES,
+    DataConfig,
+    EvalConfig,
+    PrefConfig,
+    RLConfig,
+    RunConfig,
+    TrainConfig,
+)
 from ..data.tasks import TASKS
 from ..errors import ConfigError
 from ..knobs import check_value, knobs_of
@@ -43,6 +51,9 @@ TEACHING_RANGES: dict[str, tuple[float, float]] = {
     "method.dropout": (0.0, 0.5),
     "method.num_virtual_tokens": (1, 100),
     "rl.kl": (1e-3, 1.0),
+    "pref.beta": (1e-2, 10.0),
+    "pref.p_longer": (0.0, 1.0),
+    "pref.ld_alpha": (0.0, 1.0),
     "rl.generations": (2, 16),
     "rl.max_completion_length": (8, 128),
     "rl.temperature": (0.3, 1.5),
@@ -61,7 +72,9 @@ LABELS = {"train.learning_rate": "learning rate", "train.max_steps": "steps",
           "data.mix_share": "mix share", "rl.kl": "KL coefficient β",
           "rl.max_completion_length": "max answer tokens", "rl.reward": "proxy reward",
           "rl.labeller_p_longer": "P(prefers longer)", "rl.length_penalty": "length penalty",
-          "rl.generations": "answers / question", "data.task": "task"}
+          "rl.generations": "answers / question", "data.task": "task",
+          "pref.loss": "objective", "pref.beta": "β", "pref.p_longer": "P(prefers longer)",
+          "pref.ld_alpha": "LD-DPO α", "pref.reference": "reference model"}
 
 # Knobs a free-text field would let a learner mistype: offered as their allowed values.
 CHOICES: dict[str, tuple[str, ...]] = {"data.task": tuple(TASKS)}
@@ -69,7 +82,8 @@ CHOICES: dict[str, tuple[str, ...]] = {"data.task": tuple(TASKS)}
 # A knob shown only while another knob has the value that uses it.
 APPLIES: dict[str, tuple[str, Any]] = {"rl.labeller_p_longer": ("rl.reward", "learned")}
 
-_SECTIONS = {"data": DataConfig, "train": TrainConfig, "eval": EvalConfig, "rl": RLConfig}
+_SECTIONS = {"data": DataConfig, "train": TrainConfig, "eval": EvalConfig, "rl": RLConfig,
+             "pref": PrefConfig}
 
 
 class Guarded:
