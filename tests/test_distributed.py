@@ -180,3 +180,16 @@ def test_launch_command_writes_the_config_and_prints_the_line(tmp_path, capsys):
     with pytest.raises(ConfigError, match="a divisor of train.batch_size = 4"):
         distributed.launch_command(cfg, 3, tmp_path / "other.yaml", echo=False)
     assert not (tmp_path / "other.yaml").exists()
+
+
+def test_a_run_on_two_processes_is_cached_apart_from_one_on_one(monkeypatch):
+    from ftlab.runs import cache_key
+
+    cfg = ftlab.RunConfig(model="tiny", preset="cpu").resolved()
+    for name in LAUNCH_VARS:
+        monkeypatch.delenv(name, raising=False)
+    alone = cache_key(cfg)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert cache_key(cfg) != alone
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert cache_key(cfg) == alone

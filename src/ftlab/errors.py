@@ -88,6 +88,11 @@ class ModelNotFoundError(FtlabError, OSError):
     """A model spec names nothing that can be loaded here."""
 
 
+class ModelDamagedError(FtlabError, OSError):
+    """A model folder is there but a file in it cannot be read (cut while copying or saving,
+    a disk that filled up): the message names the file and what to do."""
+
+
 class MissingDependencyError(FtlabError, ImportError):
     """An optional package that this feature needs is not installed."""
 

