@@ -186,3 +186,16 @@ def test_breakdown_counts_qlora_activations_in_the_compute_dtype():
 def test_shape_of_an_unreadable_hub_model_skips_the_check(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert model_shape("someone/not-on-this-machine") is None  # the loader will say why
+
+
+def test_a_preference_step_counts_both_answers_and_a_full_reference_copy():
+    bf16 = Placement("cuda", torch.bfloat16)
+    n = SHAPES["135m"].n_params
+    sft = run_estimate(_config(method="full").resolved("cuda"), bf16, SHAPES["135m"])
+    dpo = run_estimate(RunConfig(method="full", pref={"loss": "dpo"}).resolved("cuda"), bf16,
+                       SHAPES["135m"])
+    simpo = run_estimate(RunConfig(method="full", pref={"loss": "simpo"}).resolved("cuda"),
+                         bf16, SHAPES["135m"])
+    assert dpo.weights == sft.weights + 2 * n  # the frozen reference, bf16
+    assert simpo.weights == sft.weights  # SimPO needs no reference
+    assert dpo.activations > sft.activations  # 2 x 16 answers of 320 tokens vs 16 x 256

@@ -185,9 +185,12 @@ def test_every_loss_trains_the_tiny_model(runs_dir, trainers, loss):
     assert [e.step for e in steps] == [1, 2] == [s["step"] for s in run.steps]
     paired = LOSSES[loss].paired
     for e in steps:
-        assert "pref.margin" in e.metrics and math.isfinite(e.metrics["pref.margin"])
-        # KTO's rows are single answers: TRL logs no share of pairs won.
+        # KTO's rows are single answers: TRL logs no share of pairs won, and a margin only
+        # for a batch that holds a good and a bad one.
         assert ("pref.accuracy" in e.metrics) == paired
+        assert "pref.margin" in e.metrics or not paired
+        assert {"pref.chosen", "pref.rejected"} & set(e.metrics)
+        assert all(math.isfinite(v) for v in e.metrics.values())
     assert [e["step"] for e in run.evals] == [0, 1, 2]
     for e in run.evals:
         m = e["metrics"]
@@ -263,18 +266,23 @@ def test_a_bad_pairs_file_names_its_line_and_leaves_no_folder(runs_dir, tmp_path
 def test_kto_reads_a_pairs_file_by_pair_and_an_unpaired_file_as_it_is(tmp_path):
     path = pairs_file(tmp_path / "pairs.jsonl", n=10)
     train_rows, held = split_pairs(pref("kto", **{"pref.path": str(path)}))
-    assert [r["label"] for r in train_rows] == [True, False] * 8
+    assert sorted(r["label"] for r in train_rows) == [False] * 8 + [True] * 8
     assert [r["label"] for r in held] == [True, False] * 2
     # One question's two answers are on one side: held-out questions are never trained on.
     assert not {question(r) for r in held} & {question(r) for r in train_rows}
-    assert train_rows[0]["completion"] == [{"role": "assistant", "content": "6."}]
+    # Shuffled: TRL's KL term pairs each answer with its neighbour's prompt, which must
+    # mostly be another question's, not the same question's other answer.
+    same = sum(question(a) == question(b) for a, b in zip(train_rows, train_rows[1:]))
+    assert same < 8
+    good = {question(r): r["completion"][0]["content"] for r in train_rows if r["label"]}
+    assert all(good[q] == f"{2 * int(q.split()[2])}." for q in good)  # chosen is the good one
 
     kto = tmp_path / "kto.jsonl"
     kto.write_text("".join(json.dumps({"prompt": f"{i}+{i}?", "completion": str(2 * i + i % 2),
                                        "label": i % 2 == 0}) + "\n" for i in range(10)))
     train_rows, held = split_pairs(pref("kto", **{"pref.path": str(kto)}))
     assert len(train_rows) == 8 and len(held) == 2
-    assert [r["label"] for r in held] == [True, False]
+    assert not {question(r) for r in held} & {question(r) for r in train_rows}
 
 
 
@@ -291,8 +299,63 @@ def test_a_panel_builds_the_same_preference_config():
     panel = ControlPanel(pref("dpo"), knobs=knobs)
     panel["pref.p_longer"].value = 1.0
     assert panel.build_config().pref.p_longer == 1.0
+    panel["pref.ld_alpha"].value = 0.0  # LD-DPO's strongest setting, not "off"
+    assert panel.build_config().pref.ld_alpha == 0.0
+    panel["pref.ld_alpha"].value = 1.0  # plain DPO: the same run as leaving it unset
+    assert panel.build_config().pref.ld_alpha is None
+    panel["pref.loss"].value = "simpo"  # beta was DPO's usual: it follows to SimPO's
+    assert panel.build_config().pref.beta == pytest.approx(2.0)
+    panel["pref.beta"].value = 3.0
+    panel["pref.loss"].value = "orpo"  # a beta the learner chose stays
+    assert panel.build_config().pref.beta == pytest.approx(3.0)
     with pytest.raises(ConfigError):
         panel["pref.p_longer"].value = 1.5
+
+
+
+def test_the_memory_check_and_the_trainers_agree_on_which_objectives_need_a_reference():
+    from ftlab.config import REFERENCE_FREE
+
+    assert {name for name, loss in LOSSES.items() if not loss.needs_reference} == REFERENCE_FREE
+
+
+def test_kto_needs_two_answers_a_batch(runs_dir, monkeypatch):
+    from ftlab.engine import preference
+
+    monkeypatch.setattr(preference, "load_model", lambda *a, **k: pytest.fail("loaded"))
+    with pytest.raises(ConfigError) as err:
+        train(pref("kto", batch_size=1), progress=False)
+    assert err.value.field == "train.batch_size" and "KL" in str(err.value)
+    assert no_run_folder(runs_dir)
+
+
+def test_a_pairs_file_is_held_out_by_prompt_and_shuffled_by_seed(tmp_path):
+    rows = [json.dumps({"prompt": f"What is {i} + {i}?", "chosen": f"{2 * i}.",
+                        "rejected": f"{2 * i + j}."}) for i in range(1, 11) for j in (1, 2)]
+    path = tmp_path / "two_each.jsonl"
+    path.write_text("\n".join(rows) + "\n")
+    held_by_seed = []
+    for seed in (0, 1):
+        for loss in ("dpo", "kto"):
+            cfg = pref(loss, seed=seed, **{"pref.path": str(path)}).resolved()
+            train_rows, held = split_pairs(cfg)
+            trained = {question(r) for r in train_rows}
+            assert not trained & {question(r) for r in held}  # no question on both sides
+            assert len(held) == (4 if loss == "dpo" else 8)  # 2 of 10 prompts, 2 pairs each
+        held_by_seed.append({question(r) for r in held})
+    assert held_by_seed[0] != held_by_seed[1]
+
+
+def test_training_never_sees_a_question_the_answer_watch_asks(monkeypatch):
+    from ftlab.engine import preference
+    from ftlab.rlhf import heldout_questions, make_prompts
+
+    asked = heldout_questions()[-1]  # an arithmetic question of the watch
+    real = make_prompts
+    monkeypatch.setattr(preference, "make_prompts",
+                        lambda n, seed=0: [asked, *real(n, seed=seed)[1:]])
+    train_rows, held = split_pairs(pref("dpo").resolved())
+    assert asked.question not in {question(r) for r in train_rows + held}
 
 
 # --------------------------------------------------------------------- the embedded model

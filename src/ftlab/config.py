@@ -186,7 +186,8 @@ class PrefConfig(KnobConfig):
 
     The pairs come from ``ftlab.rlhf.preference_pairs`` (``data.size`` prompts, a labeller who
     prefers the longer answer ``p_longer`` of the time) or from a JSONL file (``path``).
-    ``train.batch_size`` counts pairs per step. ``None`` fields come from ``PREF_PRESETS``.
+    ``train.batch_size`` counts pairs per step (KTO: single answers, each pair giving two).
+    ``None`` fields come from ``PREF_PRESETS``.
     """
 
     knob_prefix = "pref."
@@ -223,6 +224,7 @@ class PrefConfig(KnobConfig):
 # 0.1 (Rafailov et al.) for the losses against a reference and ORPO's lambda; SimPO's 2.0
 # (Meng et al.: its rewards are mean log-probabilities, on another scale).
 PREF_BETA = {"dpo": 0.1, "ipo": 0.1, "kto": 0.1, "orpo": 0.1, "simpo": 2.0}
+REFERENCE_FREE = frozenset({"orpo", "simpo"})  # the objectives that need no reference model
 
 # A preference run's sizes: the supervised preset with these on top. A DPO step runs the
 # policy and the reference on both answers of every pair.

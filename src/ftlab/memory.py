@@ -21,6 +21,7 @@ from typing import Any
 import psutil
 import torch
 
+from .config import REFERENCE_FREE
 from .errors import DoesNotFitError
 from .methods import logical_numel, method_config
 
@@ -190,13 +191,17 @@ def run_estimate(cfg, placement, shape) -> MemoryBreakdown:
     ``train.batch_size · rl.generations`` sequences of its prompt and
     ``rl.max_completion_length`` tokens, under bf16/fp16 autocast, with TRL's fused LM head
     (log-probs in tiles: no logits term). A GRPO run also holds the reward model (learned
-    proxy) and, for ``full``, a reference copy.
+    proxy) and, for ``full``, a reference copy; a preference step, both answers of
+    ``train.batch_size`` pairs of ``pref.max_length`` tokens, and for ``full`` against a
+    reference, its copy.
     """
     m = cfg.method
     w = placement.weight_dtype.itemsize
     half = placement.dtype in (torch.bfloat16, torch.float16)
     n = shape.n_params
-    if cfg.rl is None:
+    if cfg.pref is not None:  # both answers of every pair (a KTO row: one answer)
+        b, s = 2 * cfg.train.batch_size, cfg.pref.max_length or cfg.data.max_length
+    elif cfg.rl is None:
         b, s = cfg.train.batch_size, cfg.data.max_length
     else:
         b = cfg.train.batch_size * cfg.rl.generations
@@ -218,6 +223,8 @@ def run_estimate(cfg, placement, shape) -> MemoryBreakdown:
         grads, optimizer = 4 * trainable, 8 * trainable
     if cfg.rl is not None:
         weights += n * w * (int(m.trains_base) + int(cfg.rl.reward == "learned"))
+    if cfg.pref is not None and cfg.pref.loss not in REFERENCE_FREE:
+        weights += n * w * int(m.trains_base)  # full: the frozen reference copy
     tokens = b * s
     per_layer = tokens * shape.hidden * 34 * (2 if half else 4) / 2
     if half and hasattr(m, "adapted"):

@@ -587,14 +587,21 @@ def cache_key(config: RunConfig, evaluators: dict | None = None) -> str:
     processes (``torchrun``) is another run: its batches are split and its sums reduced in
     another order, so its numbers agree with one process's only to rounding.
     """
-    from .engine.distributed import world_size
-
     names = {name: getattr(fn, "key", None) or
              f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
              for name, fn in (evaluators or {}).items()}
-    processes = world_size()
+    processes = _launched_processes()
     return digest({"config": config.to_dict(), "evaluators": names, "ftlab": code_version(),
                    **({"processes": processes} if processes > 1 else {})})
+
+
+def _launched_processes() -> int:
+    """``WORLD_SIZE`` as a launcher sets it (1 without one), read here rather than from
+    ``ftlab.engine.distributed``, which itself reads run folders."""
+    try:
+        return max(1, int(os.environ.get("WORLD_SIZE", 1)))
+    except ValueError:
+        return 1
 
 
 def find_run(config: RunConfig, runs_dir: str | Path | None = None,

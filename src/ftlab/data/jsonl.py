@@ -33,7 +33,7 @@ _SFT_EXAMPLE = '{"prompt": "2+2?", "completion": "4"}'
 
 def read_jsonl(path: str | Path, max_line_bytes: int = MAX_LINE_BYTES, *,
                check: Callable[[object, str], dict] | None = None,
-               example: str = _SFT_EXAMPLE) -> list[dict]:
+               example: str = _SFT_EXAMPLE, knob: str = "data.path") -> list[dict]:
     """Rows of a JSONL file: chats (``messages``) or ``prompt``/``completion`` pairs.
 
     A ``prompt``/``completion`` row becomes a two-message chat. Each row keeps (or gets) a
@@ -42,15 +42,15 @@ def read_jsonl(path: str | Path, max_line_bytes: int = MAX_LINE_BYTES, *,
     ``check(row, where)`` turns each parsed line into a row or raises ``DatasetError``; it
     defaults to the SFT shape above, and another shape (preference pairs) passes its own so
     that its files get the same encoding, size and JSON handling. ``example`` is the row
-    shown when the file holds none.
+    shown when the file holds none; ``knob`` the setting a message tells the user to fix.
     """
     check = _check if check is None else check
     if not isinstance(path, (str, os.PathLike)):
-        raise DatasetError(repr(path), "is not a file path", "Set data.path to a .jsonl file.")
+        raise DatasetError(repr(path), "is not a file path", f"Set {knob} to a .jsonl file.")
     if not str(path).strip():
-        raise DatasetError("data.path", "is empty", "Set it to a .jsonl file.")
+        raise DatasetError(knob, "is empty", "Set it to a .jsonl file.")
     p = Path(path)
-    _check_path(p)
+    _check_path(p, knob)
     rows = []
     try:
         size = p.stat().st_size
@@ -78,22 +78,22 @@ def read_jsonl(path: str | Path, max_line_bytes: int = MAX_LINE_BYTES, *,
                     rows.append(row)
     except OSError as e:
         raise DatasetError(str(p), f"could not be read ({e.strerror or type(e).__name__})",
-                           "Check the file's permissions and data.path.") from None
+                           f"Check the file's permissions and {knob}.") from None
     if not rows:
         raise DatasetError(str(p), "the file holds no rows",
                            f"Add one JSON object per line, e.g. {example}.")
     return rows
 
 
-def _check_path(p: Path) -> None:
+def _check_path(p: Path, knob: str = "data.path") -> None:
     if p.is_dir():
         raise DatasetError(str(p), "is a folder, not a file",
-                           "Set data.path to a .jsonl file inside it.")
+                           f"Set {knob} to a .jsonl file inside it.")
     if not p.exists():
-        raise DatasetError(str(p), "no such file", "Check data.path (relative paths start "
+        raise DatasetError(str(p), "no such file", f"Check {knob} (relative paths start "
                            f"from the current folder, {Path.cwd()}).")
     if not p.is_file():
-        raise DatasetError(str(p), "is not a regular file", "Set data.path to a .jsonl file.")
+        raise DatasetError(str(p), "is not a regular file", f"Set {knob} to a .jsonl file.")
 
 
 def _parse_line(raw: bytes, lineno: int, where: str,

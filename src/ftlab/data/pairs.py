@@ -30,7 +30,8 @@ def read_pairs(path: str | Path, max_line_bytes: int = MAX_LINE_BYTES) -> list[d
     """Rows ``{"prompt", "chosen", "rejected"}`` (with ``system`` and ``meta`` if given) for
     DPO-style training; a row whose two answers are the same text teaches nothing and is
     refused."""
-    return read_jsonl(path, max_line_bytes, check=_check_pair, example=_PAIR_EXAMPLE)
+    return read_jsonl(path, max_line_bytes, check=_check_pair, example=_PAIR_EXAMPLE,
+                      knob="pref.path")
 
 
 def read_unpaired(path: str | Path, max_line_bytes: int = MAX_LINE_BYTES) -> list[dict]:
@@ -39,7 +40,8 @@ def read_unpaired(path: str | Path, max_line_bytes: int = MAX_LINE_BYTES) -> lis
     KTO weighs desirable against undesirable answers, so a file with only one kind of label
     is refused as a whole.
     """
-    rows = read_jsonl(path, max_line_bytes, check=_check_unpaired, example=_UNPAIRED_EXAMPLE)
+    rows = read_jsonl(path, max_line_bytes, check=_check_unpaired,
+                      example=_UNPAIRED_EXAMPLE, knob="pref.path")
     labels = {row["label"] for row in rows}
     if labels != {True, False}:
         only = "true" if True in labels else "false"

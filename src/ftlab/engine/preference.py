@@ -16,23 +16,25 @@ what they compare against (``LOSSES``):
 Every objective is TRL's (``DPOTrainer``, ``KTOTrainer``; ``trl.experimental``'s ``CPOTrainer``
 with ``loss_type="simpo"`` and ``ORPOTrainer``), none is written here. Everything else is the
 lifecycle's (``lifecycle.py``): events, run folder, cache, Stop, progress bar, evaluators.
-The trainer's own evaluation on held-out pairs gives the implicit reward margin
-(``pref.margin``) and how often chosen beats rejected (``pref.accuracy``).
+Each step logs the implicit reward margin on its batch (``pref.margin``) and how often
+chosen beats rejected (``pref.accuracy``; not for KTO's unpaired rows); every evaluation,
+the trainer's own, gives the same on held-out pairs (``pairs.margin``, ``pairs.accuracy``).
 """
 
 from __future__ import annotations
 
+import random
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..arguments import bf16, schedule, trainer_arguments
-from ..config import PREF_BETA, RunConfig
+from ..config import RunConfig
 from ..data import load_splits
 from ..errors import ConfigError, DatasetError
 from ..models import load_model, resolve_source
-from ..rlhf import Pair, make_prompts, preference_pairs
+from ..rlhf import Pair, heldout_questions, make_prompts, preference_pairs
 from .callbacks import Evaluations, StepEvents
 from .distributed import per_device
 from .part import TrainerPart
@@ -63,6 +65,7 @@ class PreferenceLoss:
 
 
 LOSSES: dict[str, PreferenceLoss] = {
+    # needs_reference: every objective not in config.REFERENCE_FREE (a test holds them equal)
     "dpo": PreferenceLoss("dpo", "trl:DPOTrainer", True, True, (("loss_type", ["sigmoid"]),)),
     "ipo": PreferenceLoss("ipo", "trl:DPOTrainer", True, True, (("loss_type", ["ipo"]),)),
     "kto": PreferenceLoss("kto", "trl:KTOTrainer", True, False),
@@ -120,7 +123,13 @@ def _check(cfg: RunConfig) -> None:
                           f"{pref.loss!r}", f"{pref.loss.upper()} uses no reference model.")
     if ref == "precomputed" and pref.loss == "kto":
         raise ConfigError("pref.reference", pref.reference, "live for pref.loss = 'kto'",
-                          "KTO's reference term needs its live reference.")
+                          "ftlab runs KTO with a live reference only (its precomputed KL "
+                          "terms are not checked here); DPO and IPO can precompute.")
+    if pref.loss == "kto" and per_device(cfg.train.batch_size) < 2:
+        raise ConfigError("train.batch_size", cfg.train.batch_size, "at least 2 answers per "
+                          "process for pref.loss = 'kto'",
+                          "KTO estimates its KL term from mismatched answers within a batch, "
+                          "so a batch of one has none.")
     if pref.ld_alpha is not None and pref.loss != "dpo":
         raise ConfigError("pref.ld_alpha", pref.ld_alpha, f"None for pref.loss = {pref.loss!r}",
                           "Length desensitisation is an option of DPO; simpo is the "
@@ -166,32 +175,49 @@ def unpaired_rows(rows: list[dict]) -> list[dict]:
 
 
 def split_pairs(cfg: RunConfig) -> tuple[list[dict], list[dict]]:
-    """Training and held-out rows in TRL's form: the labeller's pairs on ``data.size`` prompts
-    (a fifth of the prompts held out, never sharing a question with training) or the file's
-    rows (a fifth held out, at least one)."""
-    pref, loss = cfg.pref, LOSSES[cfg.pref.loss]
-    if pref.path is None:
-        prompts = make_prompts(cfg.data.size, seed=cfg.seed)
-        n_held = max(2, len(prompts) // 5)
-        train = preference_pairs(prompts[n_held:], pref.p_longer, pref.pairs_per_prompt,
-                                 seed=cfg.seed)
-        held = preference_pairs(prompts[:n_held], pref.p_longer, pref.pairs_per_prompt,
-                                seed=cfg.seed + 1)
-        return pair_rows(train, loss.paired), pair_rows(held, loss.paired)
-    from ..data.pairs import read_pairs, read_unpaired
+    """Training and held-out rows in TRL's form, held out by question: a fifth of the
+    questions (at least one) and every pair on them, so no question is on both sides.
 
-    # A KTO file holds unpaired rows ({prompt, completion, label}) or pairs, each pair then
-    # split in two (chosen good, rejected bad; held out by pair); the others hold pairs.
-    as_pairs = loss.paired or _holds_pairs(pref.path)
-    rows = read_pairs(pref.path) if as_pairs else unpaired_rows(read_unpaired(pref.path))
-    n_held = max(1, len(rows) // 5)
-    if len(rows) - n_held < 1:
-        raise ConfigError("pref.path", pref.path, "a file of at least 2 rows",
-                          "A fifth of the rows (at least one) is held out to measure the "
-                          "margin on pairs the run never trained on.")
-    held, train = rows[:n_held], rows[n_held:]
-    if as_pairs:
-        held, train = pair_rows(held, loss.paired), pair_rows(train, loss.paired)
+    The labeller's pairs come from ``data.size`` prompts; a file's rows are grouped by
+    prompt and the groups shuffled with the run's seed. Training never sees a question that
+    ``AnswerWatch`` asks afterwards (``heldout_questions``). KTO's training rows are shuffled
+    too: TRL pairs each answer with its neighbour's prompt for the KL term, which must be
+    another question's.
+    """
+    pref, loss = cfg.pref, LOSSES[cfg.pref.loss]
+    asked = {p.question for p in heldout_questions()}
+    rng = random.Random(cfg.seed)
+    if pref.path is None:
+        prompts = [p for p in make_prompts(cfg.data.size, seed=cfg.seed)
+                   if p.question not in asked]
+        n_held = max(2, len(prompts) // 5)
+        train = pair_rows(preference_pairs(prompts[n_held:], pref.p_longer,
+                                           pref.pairs_per_prompt, seed=cfg.seed), loss.paired)
+        held = pair_rows(preference_pairs(prompts[:n_held], pref.p_longer,
+                                          pref.pairs_per_prompt, seed=cfg.seed + 1),
+                         loss.paired)
+    else:
+        from ..data.pairs import read_pairs, read_unpaired
+
+        # A KTO file holds unpaired rows ({prompt, completion, label}) or pairs, each pair
+        # then split in two (chosen good, rejected bad); the others hold pairs.
+        as_pairs = loss.paired or _holds_pairs(pref.path)
+        rows = (pair_rows(read_pairs(pref.path), loss.paired) if as_pairs
+                else unpaired_rows(read_unpaired(pref.path)))
+        groups: dict[str, list[dict]] = {}
+        for row in rows:
+            groups.setdefault(row["prompt"][-1]["content"], []).append(row)
+        if len(groups) < 2:
+            raise ConfigError("pref.path", pref.path, "a file of pairs on at least 2 prompts",
+                              "A fifth of the prompts (at least one) is held out to measure "
+                              "the margin on pairs the run never trained on.")
+        questions = [q for q in groups if q not in asked] or list(groups)
+        rng.shuffle(questions)
+        n_held = max(1, len(questions) // 5)
+        held = [r for q in questions[:n_held] for r in groups[q]]
+        train = [r for q in questions[n_held:] for r in groups[q]]
+    if not loss.paired:
+        rng.shuffle(train)
     return train, held
 
 
@@ -220,9 +246,10 @@ class PreferencePart(TrainerPart):
         if cfg.train.batch_size > len(self.train_rows):
             raise ConfigError("train.batch_size", cfg.train.batch_size,
                               f"at most the {len(self.train_rows)} training rows",
-                              "In a preference run train.batch_size counts pairs per step; "
+                              "In a preference run train.batch_size counts pairs per step "
+                              "(KTO: single answers); "
                               "use more prompts (data.size) or a smaller batch.")
-        self.splits = load_splits(cfg.replace(pref=None))  # the task's rows, for evaluators
+        self.splits = load_splits(cfg)  # the task's rows, for evaluators (``ctx.splits``)
         self.model, self.tokenizer = load_model(
             cfg.model, device=cfg.device, dtype=cfg.dtype,
             quantization=cfg.method.quantization(self.placement))
@@ -257,7 +284,7 @@ class PreferencePart(TrainerPart):
             learning_rate=t.learning_rate, seed=cfg.seed, placement=self.placement,
             report_to=t.report_to, per_device_eval_batch_size=batch,
             eval_strategy="steps", eval_steps=cfg.eval.every or t.max_steps,
-            beta=pref.beta if pref.beta is not None else PREF_BETA[pref.loss],
+            beta=pref.beta,  # resolved: the objective's usual value unless set
             max_length=pref.max_length, bf16=bf16(self.placement),
             activation_checkpointing=False,  # TRL's default: every forward twice, a third slower
             remove_unused_columns=False, **more, **schedule(t))

@@ -79,9 +79,10 @@ class GoldWatch:
 
 
 def heldout_questions(n_arithmetic: int = 36) -> list:
-    """The held-out facts plus ``n_arithmetic`` arithmetic questions from a seed no prompt set
-    uses (``make_prompts`` draws from its run's seed): what a preference run is asked after
-    training, the same for every seed and run."""
+    """The held-out facts plus ``n_arithmetic`` arithmetic questions drawn from their own seed:
+    what a preference run is asked before and after training, the same for every seed and
+    run. A preference run leaves these questions out of its training prompts
+    (``ftlab.engine.preference.split_pairs``), whatever its seed."""
     from .prompts import make_prompts
 
     arithmetic = [p for p in make_prompts(max(10, n_arithmetic), seed=HELDOUT_SEED,
@@ -89,7 +90,7 @@ def heldout_questions(n_arithmetic: int = 36) -> list:
     return heldout_prompts() + arithmetic
 
 
-HELDOUT_SEED = 1_000_003  # far from any run's seed
+HELDOUT_SEED = 1_000_003  # its own stream; training prompts that meet it are left out
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,8 @@ class AnswerWatch:
 
     @property
     def key(self) -> str:  # names it in the run cache's key (``runs.cache_key``)
-        return f"rlhf:answer_watch:{self.max_new_tokens}:{self.n_arithmetic}"
+        return (f"rlhf:answer_watch:{self.max_new_tokens}:{self.n_arithmetic}:"
+                f"{self.target_words}")
 
     def answers(self, model, tok) -> EvalResult:
         from ..generation import generate_answers

@@ -79,6 +79,10 @@ LABELS = {"train.learning_rate": "learning rate", "train.max_steps": "steps",
 # Knobs a free-text field would let a learner mistype: offered as their allowed values.
 CHOICES: dict[str, tuple[str, ...]] = {"data.task": tuple(TASKS)}
 
+# Optional knobs whose None is the slider value that does the same (not 0): LD-DPO's alpha
+# of 1 weighs every token fully, which is plain DPO.
+OFF_AT: dict[str, float] = {"pref.ld_alpha": 1.0}
+
 # A knob shown only while another knob has the value that uses it.
 APPLIES: dict[str, tuple[str, Any]] = {"rl.labeller_p_longer": ("rl.reward", "learned")}
 
@@ -289,7 +293,10 @@ def make_knob(path: str, meta: dict, value: Any,
         cls = guarded(w.IntText if is_int else w.FloatText)
         return Knob(path, meta, cls(value=value if value is not None else 0, **common))
     off: Any = "unset"
-    if value is None or path == "eval.early_stopping_patience":
+    if path in OFF_AT:  # None is the knob's own end of the slider (LD-DPO's alpha = 1)
+        off = OFF_AT[path]
+        value = off if value is None else value
+    elif value is None or path == "eval.early_stopping_patience":
         off = 0  # an optional knob that means "off" when None: 0 on the slider
         low, value = 0, 0 if value is None else value
     if is_int:

@@ -23,7 +23,7 @@ from typing import Any
 
 import ipywidgets as w
 
-from ..config import RunConfig, preset_values
+from ..config import PREF_BETA, RunConfig, preset_values
 from ..engine import Evaluator, StopFlag, TrainResult, train
 from ..errors import ConfigError, FtlabError
 from ..knobs import unknown_knob
@@ -145,6 +145,9 @@ class ControlPanel:
         for knob in self.knobs.values():
             if knob.path in (rule[0] for rule in APPLIES.values()):
                 knob.widget.observe(lambda _c: self._refresh_visibility(), names="value")
+        objective = self._knob("pref.loss")
+        if objective is not None:
+            objective.widget.observe(self._objective_changed, names="value")
         controls = [self.method, *[k.widget for k in self.knobs.values()]]
         grid = w.GridBox(controls, layout=w.Layout(
             grid_template_columns="repeat(2, 370px)", grid_gap="2px 10px"))
@@ -280,6 +283,15 @@ class ControlPanel:
             lr.set(new.default_lr)  # the lr was the method's default: take the new one's
         self._refresh_visibility()
 
+    def _knob(self, path: str) -> Knob | None:
+        return next((k for k in self.knobs.values() if k.path == path), None)
+
+    def _objective_changed(self, change: dict) -> None:
+        beta = self._knob("pref.beta")
+        if beta is not None and not self._updating and abs(
+                beta.get() - PREF_BETA[change["old"]]) < 1e-12:
+            beta.set(PREF_BETA[change["new"]])  # beta was the objective's usual: take the new
+
     def _refresh_visibility(self) -> None:
         own = {f.name for f in dataclasses.fields(METHODS[self.method.value])}
         values = {k.path: k.get() for k in self.knobs.values()}
@@ -292,7 +304,8 @@ class ControlPanel:
         cls = METHODS[self.method.value]
         shown = {k.path for k in self.knobs.values()}
         preset = ", ".join(f"{key.split('.')[1]} {config_value(self._shown, key)}"
-                           for key in preset_values(self.preset, self.base.rl is not None)
+                           for key in preset_values(self.preset, self.base.rl is not None,
+                                                    self.base.pref is not None)
                            if key not in shown)
         self.header.value = (
             f"<b style='font-size:15px'>{html.escape(self._title)}</b> &nbsp;·&nbsp; "
