@@ -292,3 +292,46 @@ def test_cpu_time_is_read_from_proc_stat_and_cgroups(tmp_path):
     v1.mkdir(parents=True)
     (v1 / "cpuacct.usage").write_text("1500000000\n")
     assert _cgroup_usage(tmp_path / "cpu" / "docker", tmp_path) == 1.5
+
+
+@pytest.mark.parametrize("method", ["full", "lora"])
+def test_a_shrinking_batch_decodes_what_generate_decodes(tiny, method):
+    """``greedy_decode`` drops rows as they end; ``model.generate`` keeps them. Same tokens.
+    The tiny random model seldom says its real end-of-turn token, so the 'end' here is a token
+    it does say mid-answer: rows end at different steps, and the batch shrinks."""
+    from ftlab.generation import greedy_decode
+    from ftlab.methods import Lora, apply_method
+
+    tok = tiny[1]
+    model = load_model("tiny", device="cpu", dtype="float32")[0]
+    if method == "lora":
+        model = apply_method(model, Lora(r=4), tok, "tiny")
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # weights that vary the answers: the tiny model only says "\n"
+        for name, p in model.named_parameters():
+            if method == "full" or "lora_B" in name:
+                p.add_(torch.randn(p.shape, generator=g) * 0.5)
+    prompts = [chat_prompt(tok, c) for c in CHATS]
+    ids = tok(prompts, add_special_tokens=False)["input_ids"]
+    width, pad = max(map(len, ids)), tok.pad_token_id
+    input_ids = torch.tensor([[pad] * (width - len(i)) + i for i in ids])
+    mask = torch.tensor([[0] * (width - len(i)) + [1] * len(i) for i in ids])
+    model.eval()
+    with torch.no_grad():
+        free = model.generate(input_ids=input_ids, attention_mask=mask, max_new_tokens=16,
+                              do_sample=False, pad_token_id=pad, eos_token_id=None)
+    said = free[:, width:].tolist()
+    def first(t, row):
+        return row.index(t) if t in row else len(row)
+
+    end = max({t for row in said for t in row},  # the token rows first say at most steps apart
+              key=lambda t: len({first(t, row) for row in said}))
+    with torch.no_grad():
+        ref = model.generate(input_ids=input_ids, attention_mask=mask, max_new_tokens=16,
+                             do_sample=False, pad_token_id=pad, eos_token_id=end)
+    expected = [row[:row.index(end) + 1] if end in row else row
+                for row in ref[:, width:].tolist()]
+    got = greedy_decode(model, input_ids, mask, 16, end)
+    assert got == expected
+    lengths = sorted(map(len, got))
+    assert lengths[0] < 16 and lengths[0] < lengths[-1], lengths  # rows ended apart

@@ -6,6 +6,10 @@ in memory. ``generate_answers`` therefore picks its batch from the machine
 (``auto_batch_size``), sorts prompts by length so that a batch wastes little padding, and
 returns the answers in the order of the prompts given.
 
+Each batch shrinks as its answers end (``greedy_decode``): a decode step costs about as much
+per row as a training token, and without that every row would wait in the batch, computed,
+until the longest answer had ended.
+
 Greedy answers do not depend on the batch size in exact arithmetic. In floating point a
 row's logits move in the last bits when the batch around it changes (other matrix shapes,
 other padding), which can flip an argmax where two tokens are nearly tied: rare, and
@@ -112,39 +116,99 @@ def auto_batch_size(model, prompt_tokens: int, new_tokens: int, *,
     return max(1, min(cap, budget_bytes // max(1, row_bytes(model, prompt_tokens, new_tokens))))
 
 
-class _Steps(BaseStreamer):
-    """Called by ``generate`` at every decode step: fits the thread count to the CPUs free
-    now (``threads.share_cpus``) and, with a bar, counts finished answers and tokens/s."""
+class _Progress:
+    """At every decode step: fits the thread count to the CPUs free now
+    (``threads.share_cpus``) and, with a bar, counts finished answers and tokens/s."""
 
-    def __init__(self, bar, eos: int):
-        self.bar, self.eos = bar, eos
+    def __init__(self, bar):
+        self.bar, self.tokens, self.t0 = bar, 0, time.perf_counter()
+
+    def step(self, live: int, finished: int) -> None:
+        share_cpus()
+        if self.bar is None:
+            return
+        self.tokens += live
+        self.bar.update(finished)
+        rate = self.tokens / max(1e-9, time.perf_counter() - self.t0)
+        self.bar.set_postfix_str(f"{rate:.0f} tok/s", refresh=False)
+
+
+class _Streamer(BaseStreamer):
+    """``_Progress`` for ``model.generate``, which hands over the prompts, then each step's
+    tokens for every row of the batch (rows that ended get padding)."""
+
+    def __init__(self, progress: _Progress, eos: int):
+        self.progress, self.eos = progress, eos
         self.done: torch.Tensor | None = None
-        self.rows, self.tokens, self.t0 = 0, 0, time.perf_counter()
+        self.rows = 0
 
     def start(self, rows: int) -> None:
         self.done, self.rows = None, rows
 
     def put(self, value: torch.Tensor) -> None:
-        share_cpus()
-        if self.bar is None:
-            return
         if self.done is None:  # the first call hands over the prompts
             self.done = torch.zeros(self.rows, dtype=torch.bool)
+            share_cpus()
             return
         live = ~self.done
-        self.tokens += int(live.sum())
-        newly = live & (value.reshape(-1) == self.eos)
+        newly = live & (value.reshape(-1).cpu() == self.eos)
         self.done |= newly
-        self._show(int(newly.sum()))
+        self.progress.step(int(live.sum()), int(newly.sum()))
 
     def end(self) -> None:
-        if self.bar is not None and self.done is not None:  # rows that reached the limit
-            self._show(int((~self.done).sum()))
+        if self.done is not None:  # rows that reached the limit
+            self.progress.step(0, int((~self.done).sum()))
 
-    def _show(self, finished: int) -> None:
-        self.bar.update(finished)
-        rate = self.tokens / max(1e-9, time.perf_counter() - self.t0)
-        self.bar.set_postfix_str(f"{rate:.0f} tok/s", refresh=False)
+
+@torch.no_grad()
+def greedy_decode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                  max_new_tokens: int, eos: int,
+                  progress: _Progress | None = None) -> list[list[int]]:
+    """Greedy answers to a left-padded batch, each row dropped from the batch once it ends.
+
+    What ``model.generate(do_sample=False)`` computes (the same positions, masks, cache and
+    float32 argmax), except that ``generate`` keeps computing a row that has ended until
+    every row has, and a decode step costs about as much per row as a training token. Here
+    the batch shrinks as answers end: base-model answers vary from a few tokens to the
+    budget, and the longest ones no longer make every other row wait in the batch.
+    Returns each row's new tokens, up to and including its end-of-turn token.
+    """
+    from transformers import DynamicCache
+
+    from .evaluate.loss import accepts_logits_to_keep
+
+    keep_last = {"logits_to_keep": 1} if accepts_logits_to_keep(model) else {}
+    cache = DynamicCache(config=_text_config(model))
+    rows = torch.arange(input_ids.shape[0], device=input_ids.device)
+    live = torch.ones_like(rows, dtype=torch.bool)  # of the rows still in the batch
+    out: list[list[int]] = [[] for _ in range(input_ids.shape[0])]
+    mask = attention_mask
+    positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
+    ids = input_ids
+    for step in range(max_new_tokens):
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                       past_key_values=cache, use_cache=True, **keep_last).logits
+        tokens = logits[:, -1].to(dtype=torch.float32).argmax(-1)
+        for row, token in zip(rows[live].tolist(), tokens[live].tolist()):
+            out[row].append(token)
+        useful = int(live.sum())
+        ended = live & (tokens == eos)
+        live &= ~ended
+        last = step == max_new_tokens - 1 or not bool(live.any())
+        if progress is not None:  # (answers that reach the budget end with the last step)
+            progress.step(useful, int(ended.sum()) + (int(live.sum()) if last else 0))
+        if last:
+            break
+        # Dropping rows copies the cache: worth it once an eighth of the batch has ended.
+        if int((~live).sum()) * 8 >= len(rows):
+            keep = live.nonzero().squeeze(1)
+            cache.batch_select_indices(keep)
+            rows, tokens, mask, positions = rows[keep], tokens[keep], mask[keep], positions[keep]
+            live = live[keep]
+        mask = torch.cat([mask, mask.new_ones(len(rows), 1)], dim=-1)
+        positions = positions[:, -1:] + 1
+        ids = tokens[:, None]
+    return out
 
 
 @torch.no_grad()
@@ -169,7 +233,8 @@ def generate_answers(model, tok, chats: Sequence[Sequence[dict]], max_new_tokens
     out: list[Answer | None] = [None] * len(prompts)
     bar = tqdm(total=len(prompts), desc="generating", unit="answer", leave=False,
                delay=PROGRESS_DELAY_S) if progress else None
-    steps = _Steps(bar, eos)
+    meter = _Progress(bar)
+    shrink = not _virtual_tokens(model)  # a prompt-learning adapter needs PEFT's generate
     with eval_mode(model):
         try:
             for b in range(0, len(order), batch_size):
@@ -180,11 +245,16 @@ def generate_answers(model, tok, chats: Sequence[Sequence[dict]], max_new_tokens
                                          device=device)
                 mask = torch.tensor([[0] * (width - len(ids[i])) + [1] * len(ids[i])
                                      for i in chunk], device=device)
-                steps.start(len(chunk))
-                gen = model.generate(input_ids=input_ids, attention_mask=mask,
-                                     max_new_tokens=max_new_tokens, do_sample=False,
-                                     eos_token_id=eos, pad_token_id=pad, streamer=steps)
-                for i, row in zip(chunk, gen[:, width:].tolist()):
+                if shrink:
+                    new = greedy_decode(model, input_ids, mask, max_new_tokens, eos, meter)
+                else:
+                    streamer = _Streamer(meter, eos)
+                    streamer.start(len(chunk))
+                    gen = model.generate(input_ids=input_ids, attention_mask=mask,
+                                         max_new_tokens=max_new_tokens, do_sample=False,
+                                         eos_token_id=eos, pad_token_id=pad, streamer=streamer)
+                    new = gen[:, width:].tolist()
+                for i, row in zip(chunk, new):
                     stopped = eos in row
                     row = row[:row.index(eos) + 1] if stopped else row
                     text = tok.decode(row, skip_special_tokens=True)
