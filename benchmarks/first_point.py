@@ -34,6 +34,9 @@ def measure(lab_name: str) -> dict:
     """One lab, in this process: seconds to the first point and to the first train loss."""
     import importlib
 
+    # plotly reads pandas from sys.modules without the import lock: polling the figure from
+    # this thread while the run's thread imports pandas (datasets does) can meet it half built
+    import pandas  # noqa: F401
     from time_profile import fresh_caches
 
     work = fresh_caches("ftlab-first-point-")

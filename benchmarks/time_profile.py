@@ -108,6 +108,7 @@ def instrument(clock: Clock) -> None:
     import ftlab.evaluate.benchmark
     import ftlab.evaluate.cache
     import ftlab.evaluate.loss
+    import ftlab.generation
     import ftlab.instruments.common  # noqa: F401 - bound names are patched too
     import ftlab.labs  # noqa: F401
     import ftlab.methods
@@ -129,6 +130,7 @@ def instrument(clock: Clock) -> None:
     Trainer.evaluation_loop = clock.wrap(Trainer.evaluation_loop, "validation loss")
     patch_everywhere(ftlab.evaluate.loss, "validation_loss", clock, "validation loss")
     GenerationMixin.generate = clock.wrap(GenerationMixin.generate, "generation")
+    patch_everywhere(ftlab.generation, "greedy_decode", clock, "generation")
     patch_everywhere(ftlab.evaluate.benchmark, "choice_logprobs", clock, "log-likelihood")
     patch_everywhere(ftlab.rlhf.reward_model, "train_reward_model", clock,
                      "reward model training")

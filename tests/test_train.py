@@ -156,6 +156,27 @@ def test_lab_evaluators_add_metrics_to_every_evaluation(runs_dir):
     assert seen == [(0, True, 24), (3, False, 24), (6, True, 24)]
 
 
+def test_a_validation_loss_is_told_before_the_evaluators_run_and_never_stored(runs_dir):
+    """A curve's first point need not wait for the evaluators' generation (a minute at step 0
+    of a lab): ``ValLossMeasured`` comes first, live only; the folder holds the evals."""
+    heard = []
+
+    def slow(model, tok, ctx):
+        heard.append(("evaluator", ctx.step))
+        return 1.0
+
+    def listen(event):
+        if event.kind in ("val_loss", "eval"):
+            heard.append((event.kind, event.step))
+
+    result = train(tiny(), evaluators={"slow": slow}, on_event=listen, progress=False)
+    assert heard[:3] == [("val_loss", 0), ("evaluator", 0), ("eval", 0)]
+    assert [s for k, s in heard if k == "val_loss"] == [0, 3, 6]
+    records = (result.path / "metrics.jsonl").read_text()
+    assert '"val_loss"' in records and '"kind": "val_loss"' not in records
+    assert [e["step"] for e in load_run(result.path).evals] == [0, 3, 6]
+
+
 def test_evaluators_report_under_their_own_names_and_never_overwrite(runs_dir):
     from ftlab.engine.callbacks import EvalContext, run_evaluators
     from ftlab.evaluate import EvalResult

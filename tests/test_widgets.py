@@ -13,7 +13,7 @@ import ipywidgets as w
 import pytest
 
 import ftlab
-from ftlab.events import EvalLogged, RunStarted, SamplesLogged, StepLogged
+from ftlab.events import EvalLogged, RunStarted, SamplesLogged, StepLogged, ValLossMeasured
 from ftlab.knobs import knobs_of
 from ftlab.runs import load_run
 from ftlab.widgets import CompareView, ControlPanel, Dashboard, SamplesView
@@ -180,6 +180,19 @@ def test_dashboard_plots_lab_metrics_in_their_own_panels():
     assert dash.points["best"] == ([2], [1.0])
     assert len(dash.figure.layout.annotations) == 2  # panel titles: loss, reward
     assert list(dash.figure._widget_data[3]["y"]) == [0.5, 0.7, 0.9]
+
+
+def test_a_validation_loss_is_plotted_before_its_evaluators_finish_and_only_once():
+    dash = Dashboard(throttle_s=0)
+    dash.on_event(RunStarted(run_dir="x", config={}, total_steps=4, params={}))
+    dash.on_event(ValLossMeasured(0, 2.5))  # the evaluators of step 0 are still running
+    assert dash.points["val loss"] == ([0], [2.5])
+    dash.on_event(EvalLogged(0, 2.5, 12.2, 2.5, 0, 0.0))
+    dash.on_event(ValLossMeasured(4, 1.5))
+    dash.on_event(EvalLogged(4, 1.5, 4.5, 1.5, 4, 0.0))
+    # the returned model measured again at the last step (early stopping) is its own point
+    dash.on_event(EvalLogged(4, 1.25, 3.5, 1.5, 4, 0.0))
+    assert dash.points["val loss"] == ([0, 4, 4], [2.5, 1.5, 1.25])
 
 
 def test_samples_view_puts_before_and_after_side_by_side():

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 @dataclass
 class Event:
     kind: ClassVar[str] = "event"
+    recorded: ClassVar[bool] = True  # written to the run folder (and replayed from it)
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, **asdict(self)}
@@ -53,6 +54,19 @@ class EvalLogged(Event):
     elapsed_s: float
     metrics: dict = field(default_factory=dict)  # namespaced: {"probes.score": 0.3, ...}
     full: bool = True  # every evaluator ran (first and final evaluation), not only "always"
+
+
+@dataclass
+class ValLossMeasured(Event):
+    """An evaluation's validation loss, as soon as it is known. The evaluators of the same
+    evaluation (generation: up to a minute on a CPU before the first step) follow, and its
+    ``EvalLogged`` carries both; this lets a live curve show its first point meanwhile.
+    Live only: never written to the run folder."""
+
+    kind: ClassVar[str] = "val_loss"
+    recorded: ClassVar[bool] = False
+    step: int
+    val_loss: float
 
 
 @dataclass

@@ -21,7 +21,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import TrainerCallback
 
-from ..events import EvalLogged, EventBus, SamplesLogged, StepLogged
+from ..events import EvalLogged, EventBus, SamplesLogged, StepLogged, ValLossMeasured
 from ..threads import share_cpus
 from . import distributed
 
@@ -153,6 +153,8 @@ class Evaluations(TrainerCallback):
         # again (early stopping's restored weights) is not.
         if val_loss < self.best_val_loss and all(e["step"] != step for e in self.evals):
             self.best_val_loss, self.best_step = val_loss, step
+        if self.evaluators and not self.force_full:  # a curve's point before their minute
+            self.bus.emit(ValLossMeasured(step=step, val_loss=val_loss))
         ctx = EvalContext(step=step, config=self.config, splits=self.splits, full=full,
                           run_dir=self.run_dir)
         # Under a launcher the evaluators and samples run on rank 0 only, which writes the

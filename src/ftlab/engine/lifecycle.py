@@ -159,7 +159,8 @@ def execute(part: TrainerPart, *, listeners: Sequence[Listener] = (),
     bus = EventBus(list(listeners))
     writer = distributed.run_writer(cfg, placement.device, runs_dir)  # rank 0's folder
     # the end record is logged by ``record``, before the weights and the final status
-    bus.subscribe(lambda e: writer.log(e.to_dict()) if e.kind not in ("start", "end") else None)
+    bus.subscribe(lambda e: writer.log(e.to_dict())
+                  if e.recorded and e.kind not in ("start", "end") else None)
     total = cfg.train.max_steps
     events = StepEvents(bus, total, part.step_metrics)
     stopper = StopOnFlag(stop or StopFlag())

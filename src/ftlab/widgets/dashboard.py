@@ -55,6 +55,7 @@ class Dashboard:
         self._throttle = Throttle(throttle_s)
         self._data: Points = {}
         self._trace_index: dict[str, int] = {}
+        self._early_point: int | None = None  # the step of a val loss plotted before its eval
         if losses:
             self._add_trace("train loss", row=1, mode="lines", color="#1f77b4")
             self._add_trace("best", row=1, mode="markers", color="#2ca02c",
@@ -100,15 +101,21 @@ class Dashboard:
         with self._lock:
             if kind == "step" and "train loss" in self._data:
                 self._append("train loss", e["step"], e["loss"])
-            elif kind == "eval" and _finite(e.get("val_loss")) and "val loss" in self._data:
-                self._append("val loss", e["step"], e["val_loss"])
-                self._data["best"] = ([e["best_step"]], [e["best_val_loss"]])
+            elif kind in ("val_loss", "eval") and _finite(e.get("val_loss")) \
+                    and "val loss" in self._data:
+                if kind == "eval" and self._early_point == e["step"]:
+                    self._data["val loss"][1][-1] = e["val_loss"]  # the same point, plotted
+                else:  # early by its ValLossMeasured
+                    self._append("val loss", e["step"], e["val_loss"])
+                self._early_point = e["step"] if kind == "val_loss" else None
+                if kind == "eval":
+                    self._data["best"] = ([e["best_step"]], [e["best_val_loss"]])
             if kind in ("step", "eval"):
                 for name, value in (e.get("metrics") or {}).items():
                     if name in self._data and _finite(value):
                         self._append(name, e["step"], float(value))
-        if kind in ("eval", "end") or self._throttle.ready():
-            self.flush(sync=kind in ("eval", "end"))
+        if kind in ("val_loss", "eval", "end") or self._throttle.ready():
+            self.flush(sync=kind in ("val_loss", "eval", "end"))
 
     def _append(self, name: str, x: float, y: float) -> None:
         xs, ys = self._data[name]
@@ -130,6 +137,7 @@ class Dashboard:
     def reset(self) -> None:
         """Clear every curve (a new run starts)."""
         with self._lock:
+            self._early_point = None
             for name in self._data:
                 self._data[name] = ([], [])
         self.flush()

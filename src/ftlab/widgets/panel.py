@@ -458,6 +458,9 @@ class ControlPanel:
             self._set_status("running", f"step {e['step']}/{e['total_steps']}{loss}"
                              f"{' · this step: ' + sampled if sampled else ''}"
                              f" · {e['elapsed_s']:.1f} s")
+        elif kind == "val_loss" and not self._evals:
+            self._set_status("running", f"Step 0: validation loss {e['val_loss']:.3f}; now "
+                             "the base model's answers are measured…")
         elif kind == "eval":
             self._evals.append(e)
             if len(self._evals) == 1:
