@@ -6,9 +6,9 @@ in memory. ``generate_answers`` therefore picks its batch from the machine
 (``auto_batch_size``), sorts prompts by length so that a batch wastes little padding, and
 returns the answers in the order of the prompts given.
 
-Each batch shrinks as its answers end (``greedy_decode``): a decode step costs about as much
-per row as a training token, and without that every row would wait in the batch, computed,
-until the longest answer had ended.
+Each batch shrinks as its answers end (``greedy_decode``): past a few rows a decode step costs
+about as much per row as one token's forward pass, and without that every row would wait in
+the batch, computed, until the longest answer had ended.
 
 Greedy answers do not depend on the batch size in exact arithmetic. In floating point a
 row's logits move in the last bits when the batch around it changes (other matrix shapes,
@@ -168,7 +168,8 @@ def greedy_decode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
 
     What ``model.generate(do_sample=False)`` computes (the same positions, masks, cache and
     float32 argmax), except that ``generate`` keeps computing a row that has ended until
-    every row has, and a decode step costs about as much per row as a training token. Here
+    every row has, and past a few rows a decode step costs about as much per row as one
+    token's forward pass. Here
     the batch shrinks as answers end: base-model answers vary from a few tokens to the
     budget, and the longest ones no longer make every other row wait in the batch.
     Returns each row's new tokens, up to and including its end-of-turn token.
