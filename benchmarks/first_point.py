@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -70,9 +71,13 @@ def main() -> None:
         print(json.dumps(measure(args.one)))
         return
     rows = []
+    # the children run from benchmarks/: a relative PYTHONPATH (PYTHONPATH=src) would point
+    # nowhere there, and they would measure whatever ftlab is installed instead
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        str(Path(p).resolve()) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p))
     for name in args.labs:  # one process each: nothing loaded or cached from the lab before
         out = subprocess.run([sys.executable, __file__, "--one", name], capture_output=True,
-                             text=True, cwd=Path(__file__).parent)
+                             text=True, cwd=Path(__file__).parent, env=env)
         if out.returncode != 0:
             sys.exit(f"{name}: the measurement failed:\n{out.stderr[-3000:]}")
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
