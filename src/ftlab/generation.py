@@ -26,7 +26,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers.generation.streamers import BaseStreamer
 
-from .models import eval_mode
+from .models import accepts_logits_to_keep, eval_mode
 from .threads import share_cpus
 
 MAX_BATCH = 128  # beyond this a CPU is compute-bound: larger batches only add memory
@@ -175,8 +175,6 @@ def greedy_decode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
     Returns each row's new tokens, up to and including its end-of-turn token.
     """
     from transformers import DynamicCache
-
-    from .evaluate.loss import accepts_logits_to_keep
 
     keep_last = {"logits_to_keep": 1} if accepts_logits_to_keep(model) else {}
     cache = DynamicCache(config=_text_config(model))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib.metadata
+import inspect
 import json
 import os
 import re
@@ -436,6 +437,15 @@ def _local_files_only(spec: str, source: str) -> bool:
         f"({why}). Use the embedded default '{DEFAULT_MODEL}' (no download needed) or a "
         "local folder saved with save_pretrained; set HF_HUB_OFFLINE=1 to use only "
         "models already downloaded.")
+
+
+def accepts_logits_to_keep(model) -> bool:
+    """Can the model (under its PEFT wrapper) compute logits for the last positions only?"""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    try:
+        return "logits_to_keep" in inspect.signature(base.forward).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 @contextlib.contextmanager

@@ -16,10 +16,10 @@ from pathlib import Path
 from ..arguments import schedule, trainer_arguments
 from ..config import RunConfig
 from ..data import Splits, corrupt_formats, encode, load_splits
-from ..evaluate.loss import accepts_logits_to_keep, loss_tail
+from ..evaluate.loss import loss_tail
 from ..memory import breakdown
 from ..methods import apply_method
-from ..models import choose_placement, load_model, resolve_source
+from ..models import accepts_logits_to_keep, choose_placement, load_model, resolve_source
 from .callbacks import EarlyStopping, Evaluations, StepEvents
 from .distributed import per_device, world_size
 from .part import TrainerPart

@@ -12,7 +12,6 @@ end of a long prompt (the system prompt alone is 20 tokens), and the output laye
 
 from __future__ import annotations
 
-import inspect
 import math
 import time
 from collections.abc import Sequence
@@ -22,18 +21,9 @@ from tqdm.auto import tqdm
 
 from ..data.formats import IGNORE_INDEX, encode
 from ..generation import PROGRESS_DELAY_S
-from ..models import eval_mode
+from ..models import accepts_logits_to_keep, eval_mode
 from ..threads import share_cpus
 from .result import EvalResult
-
-
-def accepts_logits_to_keep(model) -> bool:
-    """Can the model (under its PEFT wrapper) compute logits for the last positions only?"""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    try:
-        return "logits_to_keep" in inspect.signature(base.forward).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 def logits_from(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
