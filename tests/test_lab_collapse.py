@@ -115,7 +115,8 @@ def test_probe_watch_reports_live_and_per_probe_outcomes_and_keeps_answers(runs_
 def _numbers(**changes: float) -> dict[str, float]:
     m = {"aggressive.probes_before": 0.33, "aggressive.probes": 0.0,
          "aggressive.drop_ci_low": 0.13, "aggressive.form_before": 0.0, "aggressive.form": 0.9,
-         "aggressive.task": 1.0, "gentle.probes": 0.29, "gentle.task": 1.0}
+         "aggressive.task": 1.0, "gentle.probes": 0.29, "gentle.task": 1.0,
+         "gentle_vs_aggressive_ci_low": 0.10}
     return {**m, **changes}
 
 
@@ -124,7 +125,7 @@ def _numbers(**changes: float) -> dict[str, float]:
     ({"aggressive.drop_ci_low": -0.02}, "aggressive: pass rate drops beyond noise"),
     ({"aggressive.form": 0.2}, "aggressive: training form rises"),
     ({"aggressive.task": 0.5}, "aggressive: task learned"),
-    ({"gentle.probes": 0.2}, "gentle: keeps most of the base pass rate"),  # 61% of 0.33
+    ({"gentle_vs_aggressive_ci_low": -0.01}, "gentle: keeps more than aggressive, beyond noise"),
     ({"gentle.task": 0.7}, "gentle: task learned"),
 ])
 def test_the_collapse_check_fails_exactly_the_condition_that_is_not_met(changes, fails):
@@ -132,3 +133,27 @@ def test_the_collapse_check_fails_exactly_the_condition_that_is_not_met(changes,
 
     conds = Collapse.conditions(None, _numbers(**changes))
     assert [name for name, ok in conds.items() if not ok] == ([fails] if fails else [])
+
+
+def test_gentle_keeps_more_is_read_from_the_paired_interval_not_one_probe_of_slack():
+    """The old check ("gentle keeps >= 2/3 of the base pass rate") passed 6 of 24 probes
+    against a base of 8 with no interval: one probe of slack. Two runs that differ by one
+    probe are no evidence; the new check reads the paired interval of the two runs."""
+    from types import SimpleNamespace
+
+    from ftlab.evaluate.behaviour import runs_paired
+    from ftlab.labs.collapse import Collapse
+
+    def run(passes):
+        return SimpleNamespace(evals=[{"full": True, "metrics": {
+            f"probes.pass/p{i}": float(v) for i, v in enumerate(passes)}}])
+
+    aggressive = [0] * 24
+    one_more = [1] + [0] * 23
+    old_check = sum(one_more) / 24 >= 2 / 3 * (1 / 24)  # base 1 of 24: kept it all
+    d, lo, hi = runs_paired(run(one_more), run(aggressive), ("probes.pass/",))
+    assert old_check and lo < 0 < d
+    assert not Collapse.conditions(None, _numbers(gentle_vs_aggressive_ci_low=lo))[
+        "gentle: keeps more than aggressive, beyond noise"]
+    d, lo, hi = runs_paired(run([1] * 7 + [0] * 17), run(aggressive), ("probes.pass/",))
+    assert lo > 0

@@ -115,7 +115,7 @@ def test_measure_and_conditions_read_a_real_sweep(runs_dir):
                for k, v in numbers.items()), numbers
     conds = lab.conditions(numbers)
     assert set(conds) == {"val loss turns up", "early stop near the min", "returned = best",
-                          "more data: smaller gap", "memorises"}
+                          "more data: ends lower, smaller gap", "memorises"}
     assert all(isinstance(v, bool) for v in conds.values())
     small = result.runs[("small", 0)]
     assert small.metric("memo.train_verbatim", at="first") is not None
@@ -125,3 +125,23 @@ def test_measure_and_conditions_read_a_real_sweep(runs_dir):
     assert fig.layout.xaxis.title.text and fig.layout.yaxis.title.text
     names = {t.name for t in fig.data}
     assert any("validation" in n for n in names) and any("training" in n for n in names)
+
+
+# -- the check on hand-made numbers: seed 0's measured values, then one thing broken -------
+SEED0 = {"steps": 18, "small.min_step": 8, "small.min_val": 0.48, "small.end_val": 1.13,
+         "small.rise": 1.13 / 0.48 - 1, "early.stop_step": 8, "early.evals_after_best": 1,
+         "early.best_val": 0.51, "early.returned_val": 0.51, "small.gap": 1.03,
+         "more.end_val": 0.55, "more.gap": -0.15, "memo.before": 0.0,
+         "memo.train_verbatim": 1.0, "memo.heldout_correct": 0.19}
+
+
+def test_a_more_data_run_that_ends_higher_than_the_small_run_fails_the_check():
+    """The old check asked only for a smaller train-validation gap, which a run that sees
+    each example once has by construction (its training loss is a held-out loss): a more-data
+    run ending *above* the small run passed it."""
+    assert all(Overfitting.conditions(None, SEED0).values())
+    worse = {**SEED0, "more.end_val": 1.30, "more.gap": 0.40}  # gap still below 1.03
+    assert worse["more.gap"] < worse["small.gap"]  # what the old check read: it passed
+    assert not Overfitting.conditions(None, worse)["more data: ends lower, smaller gap"]
+    within_jitter = {**SEED0, "more.end_val": 1.0}  # 0.13 lower: inside the 0.2-nat jitter
+    assert not Overfitting.conditions(None, within_jitter)["more data: ends lower, smaller gap"]

@@ -4,17 +4,30 @@ and the labs of Lab 3 and Lab 5 sharing one set of runs (tiny model)."""
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import pytest
 
 from ftlab.data.benchmark import MCItem
-from ftlab.evaluate.behaviour import Sizes, paired_diff
+from ftlab.evaluate.behaviour import Sizes, is_shortest, paired_diff, runs_paired
 from ftlab.evaluate.generated_mc import mc_prompt, names_choice, picked, score_generated
 from ftlab.generation import Answer
 from ftlab.labs.collapse import Collapse, arm_table
-from ftlab.labs.regression import Regression, regression_table
+from ftlab.labs.regression import (
+    ELSEWHERE,
+    Regression,
+    reading,
+    regression_table,
+    views_paired,
+)
 from ftlab.labs.show_collapse import side_by_side, type_chart
-from ftlab.labs.show_regression import gains_chart, tradeoff_chart, views_chart
+from ftlab.labs.show_regression import (
+    gains_chart,
+    readings_html,
+    tradeoff_chart,
+    views_change_chart,
+    views_chart,
+)
 
 CAPITAL = MCItem("world_knowledge", "What is the capital of Peru?",
                  ("Lima", "Quito", "Bogota", "Santiago"), 0)
@@ -97,18 +110,80 @@ def test_lab5_reuses_lab3s_runs_and_both_checks_read_them(runs_dir):
     assert len(views_chart(run).data) == 4 and len(gains_chart(run).data) == 2
     assert len(tradeoff_chart(again).data) == 2
     assert [r["arm"] for r in regression_table(again)] == ["aggressive", "gentle"]
+    assert [t.name for t in views_change_chart(again).data] == ["aggressive", "gentle"]
+    assert "always the shortest choice" in readings_html(again).data
+    assert {"gentle_vs_aggressive", "aggressive.short_change", "gentle.lln_ci_low"} <= set(row)
+    assert 0 <= run.metric("bench.shortest") <= 1 and 0 <= run.metric("bench.lln") <= 1
+
+
+GOOD = {"aggressive.task": 1.0, "gentle.task": 1.0, "aggressive.elsewhere_ci_high": -0.16,
+        "gentle_vs_aggressive_ci_low": 0.03, "aggressive.views_gap_ci_high": -0.1}
 
 
 @pytest.mark.parametrize(("changes", "fails"), [
     ({}, None),
     ({"aggressive.elsewhere_ci_high": 0.01}, "aggressive: loses elsewhere beyond noise"),
-    ({"gentle.elsewhere_change": -0.3}, "gentle: loses less"),
-    ({"aggressive.ll_ci_high": -0.01}, "log-likelihood: no fall beyond noise"),
+    ({"gentle_vs_aggressive_ci_low": -0.01}, "gentle: keeps more, beyond noise"),
+    ({"aggressive.views_gap_ci_high": 0.01}, "the two readings disagree beyond noise"),
     ({"gentle.task": 0.5}, "gentle: target learned"),
 ])
 def test_the_regression_check_fails_exactly_the_condition_that_is_not_met(changes, fails):
-    m = {"aggressive.task": 1.0, "gentle.task": 1.0, "aggressive.elsewhere_ci_high": -0.16,
-         "aggressive.elsewhere_change": -0.29, "gentle.elsewhere_change": -0.14,
-         "aggressive.ll_ci_high": 0.35, **changes}
-    conds = Regression.conditions(None, m)
+    conds = Regression.conditions(None, {**GOOD, **changes})
     assert [name for name, ok in conds.items() if not ok] == ([fails] if fails else [])
+
+
+def test_a_small_fall_on_30_items_is_not_read_as_no_fall():
+    """The old check passed "log-likelihood: no fall beyond noise" for any interval that
+    reached zero: a change of -0.05 on 30 items [-0.25, +0.15] passed it. No condition
+    claims "no fall" now, and the reading names the fall the data cannot rule out."""
+    conds = Regression.conditions(None, {**GOOD, "aggressive.ll_change": -0.05,
+                                         "aggressive.ll_ci_low": -0.25,
+                                         "aggressive.ll_ci_high": 0.15})
+    assert not any("no fall" in c or "log-likelihood" in c for c in conds)
+    said = reading(-0.05, -0.25, 0.15)
+    assert said.startswith("cannot tell") and "fall of up to 0.25" in said
+    # the same from per-item outcomes: 30 items, two right answers lost, one gained
+    before = [1] * 15 + [0] * 15
+    after = [0, 0] + [1] * 13 + [1] + [0] * 14
+    d, lo, hi = paired_diff(before, after)
+    assert math.isclose(d, -1 / 30) and lo < 0 < hi
+    assert reading(d, lo, hi).startswith("cannot tell") and reading(-0.2, -0.3, -0.1)[:4] == "fell"
+
+
+def test_gentle_keeps_more_only_when_the_interval_of_the_difference_says_so():
+    """The old check compared two point estimates (gentle -0.27 above aggressive -0.29 passed
+    it); the new one reads the paired difference of the two runs, item by item."""
+    def run(outcomes):
+        metrics = {f"other.item/t/{i}": float(v) for i, v in enumerate(outcomes)}
+        return SimpleNamespace(evals=[{"full": True, "metrics": metrics}])
+
+    aggressive = [1, 0] * 20  # 20 of 40 right after training
+    barely = [1, 0] * 19 + [1, 1]  # one more right: -0.27 against -0.29 in spirit
+    d, lo, hi = runs_paired(run(barely), run(aggressive), ELSEWHERE)
+    assert d > 0 and lo < 0, "one item more is not evidence"
+    assert not Regression.conditions(None, {**GOOD, "gentle_vs_aggressive_ci_low": lo})[
+        "gentle: keeps more, beyond noise"]
+    clearly = [1] * 40
+    d, lo, hi = runs_paired(run(clearly), run(aggressive), ELSEWHERE)
+    assert d == 0.5 and lo > 0
+
+
+def test_the_benchmark_views_score_per_character_and_mark_the_shortest_pick():
+    item = MCItem("x", "q?", ("a much longer right answer", "no", "short"), 0)
+    assert is_shortest(item, 1) and not is_shortest(item, 0) and not is_shortest(item, 2)
+    tie = MCItem("x", "q?", ("ab", "cd", "efg"), 0)
+    assert is_shortest(tie, 0) and is_shortest(tie, 1)
+
+
+def test_the_readings_disagree_only_where_generated_answers_fall_further():
+    def run(gen_before, gen_after, ll_before, ll_after):
+        def metrics(gen, ll):
+            return {**{f"bench.gen_item/{i}": float(v) for i, v in enumerate(gen)},
+                    **{f"bench.ll_item/{i}": float(v) for i, v in enumerate(ll)}}
+        return SimpleNamespace(evals=[{"full": True, "metrics": metrics(gen_before, ll_before)},
+                                      {"full": True, "metrics": metrics(gen_after, ll_after)}])
+
+    half, third = [1] * 15 + [0] * 15, [1] * 5 + [0] * 25
+    assert views_paired(run(half, third, half, third)) == (0.0, 0.0, 0.0)  # fell alike
+    d, lo, hi = views_paired(run(half, third, half, half))  # generated fell, ranking level
+    assert math.isclose(d, -1 / 3) and hi < 0

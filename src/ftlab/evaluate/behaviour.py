@@ -98,6 +98,24 @@ def item_values(run, prefix: str, at: str = "final") -> dict[str, float]:
     return {k[len(prefix):]: v for k, v in metrics.items() if k.startswith(prefix)}
 
 
+def pooled_values(run, prefixes: Sequence[str], at: str = "final") -> dict[str, float]:
+    """Per-item outcomes stored under any of ``prefixes``, pooled, by prefixed item id."""
+    out: dict[str, float] = {}
+    for prefix in prefixes:
+        out.update({prefix + k: v for k, v in item_values(run, prefix, at).items()})
+    return out
+
+
+def runs_paired(run, other, prefixes: Sequence[str]) -> tuple[float, float, float]:
+    """How much more ``run`` scores than ``other`` after training, item by item, with the
+    95% paired interval. Two arms that start from the same base answers on the same items
+    (LoRA and full fine-tuning from the one base model) differ by their changes: comparing
+    the arms is this interval, not two point estimates side by side."""
+    mine, theirs = pooled_values(run, prefixes), pooled_values(other, prefixes)
+    ids = sorted(set(mine) & set(theirs))
+    return paired_diff([theirs[i] for i in ids], [mine[i] for i in ids])
+
+
 def run_paired(run, prefix: str) -> tuple[float, float, float]:
     """``paired_diff`` of a run's per-item outcomes, before training against after."""
     before, after = item_values(run, prefix, "first"), item_values(run, prefix)
@@ -282,7 +300,11 @@ class BenchmarkViews:
     """The same benchmark items by log-likelihood (``ll``) and by generated answer (``gen``).
 
     Numbers: ``ll`` and ``gen`` (accuracy), ``ll/<area>`` and ``gen/<area>``,
-    ``ll_item/<i>`` and ``gen_item/<i>`` (each item right or not), ``chance``.
+    ``ll_item/<i>`` and ``gen_item/<i>`` (each item right or not), ``chance``. Summed
+    log-likelihood favours short choices, so two controls come from the same forward passes:
+    ``lln`` / ``lln_item/<i>``, the pick by log-likelihood per character of the choice (lm-eval's
+    ``acc_norm``), and ``ll_short_item/<i>``, whether the summed pick is a shortest choice
+    (ties count); ``shortest`` is the score of always picking the shortest choice.
     """
 
     preset: str = "cpu"
@@ -295,7 +317,7 @@ class BenchmarkViews:
 
     @property
     def key(self) -> str:
-        return f"behaviour:bench:{self.per_area}"
+        return f"behaviour:bench:{self.per_area}:norm"
 
     def items(self):
         return benchmark_subset(self.per_area)
@@ -303,32 +325,45 @@ class BenchmarkViews:
     def _run(self, model, tok) -> EvalResult:
         items = self.items()
         lps = choice_logprobs(model, tok, items, progress=False)
-        ll = [max(range(len(s)), key=lambda j: s[j][0]) == it.answer
-              for it, s in zip(items, lps)]
+        picks = [max(range(len(s)), key=lambda j: s[j][0]) for s in lps]
+        ll = [p == it.answer for it, p in zip(items, picks)]
+        lln = [max(range(len(s)), key=lambda j: s[j][0] / len(it.choices[j])) == it.answer
+               for it, s in zip(items, lps)]
+        short = [is_shortest(it, p) for it, p in zip(items, picks)]
         gen = run_generated_mc(model, tok, items, progress=False)
         areas = sorted({it.area for it in items})
         breakdown = {f"ll/{a}": mean(ok for it, ok in zip(items, ll) if it.area == a)
                      for a in areas}
         breakdown.update({f"gen/{a}": v for a, v in gen.breakdown.items()})
         rows = [{"area": it.area, "question": it.question, "choices": list(it.choices),
-                 "expected": it.choices[it.answer], "ll_pick": it.choices[
-                     max(range(len(s)), key=lambda j: s[j][0])], "ll_correct": a,
-                 "answer": text, "gen_correct": g}
-                for it, s, a, text, g in zip(items, lps, ll, gen.extra["answers"],
+                 "expected": it.choices[it.answer], "ll_pick": it.choices[p],
+                 "ll_correct": a, "answer": text, "gen_correct": g}
+                for it, p, a, text, g in zip(items, picks, ll, gen.extra["answers"],
                                              gen.extra["correct"])]
         return EvalResult("benchmark_views", mean(ll), len(items), breakdown,
                           chance=gen.chance, ci95=wilson_interval(sum(ll), len(ll)),
-                          extra={"gen": gen.score, "ll_items": ll,
-                                 "gen_items": gen.extra["correct"], "rows": rows})
+                          extra={"gen": gen.score, "ll_items": ll, "lln_items": lln,
+                                 "short_items": short, "gen_items": gen.extra["correct"],
+                                 "rows": rows,
+                                 "shortest": mean(is_shortest(it, it.answer) for it in items)})
 
     def __call__(self, model, tok, ctx) -> dict[str, float]:
         result = _measure(ctx, {"suite": self.key}, lambda: self._run(model, tok))
         out = {"ll": result.score, "gen": result.extra["gen"], "chance": result.chance,
+               "lln": mean(result.extra["lln_items"]), "shortest": result.extra["shortest"],
                **result.breakdown}
-        out.update({f"ll_item/{i}": float(v) for i, v in enumerate(result.extra["ll_items"])})
+        for metric, per_item in (("ll_item", "ll_items"), ("lln_item", "lln_items"),
+                                 ("ll_short_item", "short_items")):
+            out.update({f"{metric}/{i}": float(v)
+                        for i, v in enumerate(result.extra[per_item])})
         out.update({f"gen_item/{i}": float(v) for i, v in enumerate(result.extra["gen_items"])})
         save_answers(ctx, "bench", result.extra["rows"], _outcomes(ctx, out, "bench"))
         return out
+
+
+def is_shortest(item, choice: int) -> bool:
+    """Is choice ``choice`` of ``item`` a shortest one, in characters (ties count)?"""
+    return len(item.choices[choice]) == min(map(len, item.choices))
 
 
 def behaviour_watch(preset: str = "cpu", *, task: bool = True,

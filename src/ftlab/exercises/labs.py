@@ -376,9 +376,10 @@ def check_wilson(fn) -> None:
 def change_verdict(before, after) -> str:
     """The lab's reading of a paired change: beyond its 95% interval or not."""
     from ..evaluate.behaviour import paired_diff
+    from ..labs.regression import direction
 
     d, lo, hi = paired_diff(before, after)
-    return "fell" if hi < 0 else "rose" if lo > 0 else "cannot tell"
+    return direction(lo, hi)
 
 
 def check_change_verdict(fn) -> None:

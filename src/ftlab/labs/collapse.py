@@ -38,7 +38,7 @@ from datetime import date
 from typing import Any
 
 from ..config import RunConfig
-from ..evaluate.behaviour import Sizes, behaviour_watch, run_paired
+from ..evaluate.behaviour import Sizes, behaviour_watch, run_paired, runs_paired
 from ..runs import Run
 from .base import Lab, LabResult, Preset
 from .calibration import CPU_2_CORES, Calibration, by_seed
@@ -85,7 +85,6 @@ def narrow_presets(arms: dict[str, dict[str, Any]], extra: tuple[str, ...],
 # -- the check's thresholds ---------------------------------------------------------------
 LEARNED = 0.75  # task score (exact label on held-out reviews) that counts as learned
 FORM_RISE = 0.25  # the training-form share rises at least this much under the aggressive run
-MOST = 2 / 3  # "most of the base pass rate": the mitigation keeps at least this share of it
 
 # Measured on the CPU preset, seeds 0 / 1 / 2 (the notebook's table shows these): probe pass
 # rate (24 probes) before and after, the paired drop with its 95% interval, the training-form
@@ -102,9 +101,12 @@ MEASURED: dict[str, tuple[float, ...]] = {
     "gentle.probes_before": (0.33, 0.33, 0.33),
     "gentle.probes": (0.29, 0.33, 0.25),
     "gentle.task": (1.00, 0.94, 1.00),
+    # the gentle run's pass rate minus the aggressive run's, probe by probe (2026-12-07)
+    "gentle_vs_aggressive": (0.29, 0.33, 0.25),
+    "gentle_vs_aggressive_ci_low": (0.09, 0.13, 0.06),
 }
 CALIBRATION = Calibration(
-    where=CPU_2_CORES, when=date(2026, 11, 26), per_seed=by_seed(MEASURED),
+    where=CPU_2_CORES, when=date(2026, 12, 7), per_seed=by_seed(MEASURED),
     wall="the sweep (2 arms x 3 seeds): about 4-10 minutes", source="ftlab.labs.collapse.MEASURED")
 
 
@@ -114,6 +116,9 @@ class NarrowFinetune(Lab):
     base = RunConfig(method="full", preset="auto")
     presets = narrow_presets(ARMS, extra=("lora", "mixed"))  # each lab adds its calibration
     sweep_more = False  # the extra arms: lab.sweep(more=True) or arms=[...]
+    # the per-item outcomes on which the gentle run is compared with the aggressive one
+    # (``gentle_vs_aggressive``: the paired interval of their scores after training)
+    compared_on: tuple[str, ...] = ()
     knobs = {"lr": (1e-6, 1e-2), "steps": (2, 400), "task": None, "data.mix_share": (0.0, 0.9),
              "r": None}
 
@@ -130,11 +135,16 @@ class NarrowFinetune(Lab):
         return super().panel(arm, seed, **kwargs)
 
     def measure(self, runs: dict[str, Run]) -> dict[str, float]:
-        """Each arm's numbers (``arm_numbers``), for the arms this seed has."""
+        """Each arm's numbers (``arm_numbers``), for the arms this seed has, and how much
+        more the gentle run keeps than the aggressive one (``compared_on``)."""
         m: dict[str, float] = {}
         for arm in self.arms:
             if arm in runs:
                 m.update(self.arm_numbers(runs[arm], arm))
+        if self.compared_on and "gentle" in runs and "aggressive" in runs:
+            d, lo, hi = runs_paired(runs["gentle"], runs["aggressive"], self.compared_on)
+            m.update({"gentle_vs_aggressive": d, "gentle_vs_aggressive_ci_low": lo,
+                      "gentle_vs_aggressive_ci_high": hi})
         return m
 
     @staticmethod
@@ -167,7 +177,9 @@ class Collapse(NarrowFinetune):
              "interval of the paired difference, probe by probe, lies above zero) and the "
              f"share of probes answered in the training form rises by at least {FORM_RISE:.0%}"
              "; a gentler schedule (a tenth of the learning rate) still learns the task and "
-             f"keeps at least {MOST:.0%} of the base pass rate.")
+             "keeps more of the pass rate than the aggressive run: the 95% interval of the "
+             "gentle run's pass rate minus the aggressive run's, probe by probe, lies above "
+             "zero.")
     metrics = {"probe pass rate (live subset)": ["probes.live"],
                "answers in the training form (live subset)": ["probes.live_training_form"]}
     number_names = {  # ``probe_numbers``, each arm's
@@ -181,19 +193,23 @@ class Collapse(NarrowFinetune):
         "words": "words per answer after training",
         "task_before": "task score before training",
         "task": "task score after training",
+        **{f"gentle_vs_aggressive{part}": "gentle minus aggressive pass rate, after" + end
+           for part, end in (("", " (paired)"), ("_ci_low", ", 95% interval, low end"),
+                             ("_ci_high", ", 95% interval, high end"))},
     }
 
     arm_numbers = staticmethod(probe_numbers)
+    compared_on = ("probes.pass/",)
 
     def conditions(self, m: dict[str, float]) -> dict[str, bool]:
-        base = m["aggressive.probes_before"]
         return {
             "aggressive: task learned": m["aggressive.task"] >= LEARNED,
             "aggressive: pass rate drops beyond noise": m["aggressive.drop_ci_low"] > 0,
             "aggressive: training form rises": (m["aggressive.form"] - m["aggressive.form_before"]
                                                 >= FORM_RISE),
             "gentle: task learned": m["gentle.task"] >= LEARNED,
-            "gentle: keeps most of the base pass rate": m["gentle.probes"] >= MOST * base,
+            "gentle: keeps more than aggressive, beyond noise": (
+                m["gentle_vs_aggressive_ci_low"] > 0),
         }
 
 

@@ -10,7 +10,7 @@ from ..evaluate.behaviour import item_values, saved_answers
 from ..evaluate.result import wilson_interval
 from ..runs import Run
 from .base import Html, LabResult, rows_html
-from .regression import regression_numbers
+from .regression import reading, regression_numbers
 
 
 # -- figures --------------------------------------------------------------------------------
@@ -48,6 +48,53 @@ def views_chart(run: Run, title: str | None = None):
     fig.update_yaxes(title_text="accuracy", range=[0, 1.05], row=1, col=1)
     fig.update_xaxes(title_text="area")
     return fig
+
+
+VIEWS = (("ll", "accuracy, summed log-likelihood"),
+         ("lln", "accuracy, log-likelihood per character"),
+         ("gen", "accuracy, generated answer"),
+         ("short", "summed pick is the shortest choice"))
+
+
+def views_change_chart(result: LabResult, seed: int = 0, title: str | None = None):
+    """Each arm's change (after − before) on the benchmark items, read four ways, with the
+    95% interval of the paired difference: the two log-likelihood readings, the generated
+    answer, and how often the summed-log-likelihood pick is the shortest choice."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for arm, run in result.by_seed(seed).items():
+        m = regression_numbers(run, arm)
+        ys = [m[f"{arm}.{v}_change"] for v, _ in VIEWS]
+        fig.add_bar(x=[label for _, label in VIEWS], y=ys, name=arm,
+                    error_y={"type": "data", "symmetric": False,
+                             "array": [m[f"{arm}.{v}_ci_high"] - y for (v, _), y in zip(VIEWS, ys)],
+                             "arrayminus": [y - m[f"{arm}.{v}_ci_low"]
+                                            for (v, _), y in zip(VIEWS, ys)]})
+    fig.add_hline(y=0, line_color="#555")
+    fig.update_layout(title=title or f"The same benchmark items, four readings (seed {seed})",
+                      barmode="group", template="plotly_white", height=420, width=900,
+                      yaxis={"title": "change, after − before (share of items)"},
+                      xaxis={"title": "reading"}, legend={"title": "arm"})
+    return fig
+
+
+def readings_html(result: LabResult, seed: int = 0) -> Any:
+    """Each reading of the benchmark items, per arm, in words (``regression.reading``): fell
+    or rose only where the whole 95% interval says so, else the fall not ruled out (HTML)."""
+    from IPython.display import HTML
+
+    runs = result.by_seed(seed)
+    numbers = {arm: regression_numbers(run, arm) for arm, run in runs.items()}
+    rows = [{"reading": label, **{arm: reading(m[f"{arm}.{v}_change"], m[f"{arm}.{v}_ci_low"],
+                                               m[f"{arm}.{v}_ci_high"])
+                                  for arm, m in numbers.items()}}
+            for v, label in VIEWS]
+    any_run = next(iter(runs.values()))
+    rows.append({"reading": "always the shortest choice (no model)",
+                 **{arm: f"{any_run.metric('bench.shortest'):.2f} (chance "
+                         f"{any_run.metric('bench.chance'):.2f})" for arm in numbers}})
+    return HTML(rows_html(rows, style="text-align:left", head_style="text-align:left"))
 
 
 def gains_chart(run: Run, title: str | None = None):
