@@ -169,9 +169,8 @@ def greedy_decode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
     What ``model.generate(do_sample=False)`` computes (the same positions, masks, cache and
     float32 argmax), except that ``generate`` keeps computing a row that has ended until
     every row has, and past a few rows a decode step costs about as much per row as one
-    token's forward pass. Here
-    the batch shrinks as answers end: base-model answers vary from a few tokens to the
-    budget, and the longest ones no longer make every other row wait in the batch.
+    token's forward pass. Here the batch shrinks as answers end: base-model answers vary
+    from a few tokens to the budget, and the longest no longer keep every other row in it.
     Returns each row's new tokens, up to and including its end-of-turn token.
     """
     from transformers import DynamicCache
