@@ -33,8 +33,11 @@ def trained():
 
 @pytest.fixture(scope="module")
 def trained_embedded():
-    """Prefix and prompt tuning on the embedded model: where generate() once went wrong."""
-    return _train_all(["prefix", "prompt"], "default")
+    """Prefix and prompt tuning on the embedded model, where generate() once went wrong: two
+    steps each move the adapter off its start, which is all the check below needs."""
+    return {method: train(config(method, "default").replace(
+                steps=2, eval_every=2, **{"data.val_size": 4}), progress=False)
+            for method in ("prefix", "prompt")}
 
 
 def _train_all(methods, model):
@@ -121,7 +124,7 @@ def manual_greedy(model, ids: torch.Tensor, n: int, eos: int) -> list[int]:
 @pytest.mark.parametrize("method", ["prefix", "prompt"])
 def test_generate_matches_manual_greedy_decode_for_prompt_learning(trained_embedded, method):
     """transformers 5.24 broke generate() for trained prefix/prompt adapters (pyproject pin)."""
-    result, _, _, _ = trained_embedded[method]
+    result = trained_embedded[method]
     model, tok = result.model, result.tokenizer
     model.eval()
     row = result.splits.test[0]
