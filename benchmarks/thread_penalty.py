@@ -16,9 +16,10 @@ steps, no evaluators) in one process, in the order given, and prints each run's 
     python benchmarks/thread_penalty.py [--order thread,main,thread] [--steps 8]
 
 Measured 2026-12-07 on 2 cores, nothing else running: thread first 1.52 s a step, main
-1.50 s, thread after main 1.92 s; in another process main 1.43-1.53 s against thread after
-main 2.10-2.26 s (1.4-1.5x). Beside a busy neighbour (one thread each, ``ftlab.threads``)
-the two were within 7% (2.30 s against 2.46 s).
+1.50 s, thread after main 1.92 s; this script as committed: 1.51, 1.62 and 2.14 s; in other
+processes main 1.43-1.53 s against thread after main 2.10-2.26 s (1.4-1.5x). Beside a busy
+neighbour (one thread each, ``ftlab.threads``) the two were within 7% (2.30 s against 2.46
+s). Not the widgets: a bare ``threading.Thread`` pays the same.
 """
 
 from __future__ import annotations
