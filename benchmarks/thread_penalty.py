@@ -43,22 +43,23 @@ def main() -> None:
 
     cfg = Overfitting().config("small", 0, steps=args.steps, eval_every=args.steps)
 
-    def once() -> float:
+    steps: list[float] = []
+
+    def once() -> None:
         run = train(cfg, evaluators={}, progress=False, reuse=False)
-        return run.final["step_time_s"]
+        steps.append(run.final["step_time_s"])
 
     for where in args.order.split(","):
         t0 = time.perf_counter()
         if where == "thread":
-            steps: list[float] = []
-            worker = threading.Thread(target=lambda box=steps: box.append(once()))
+            worker = threading.Thread(target=once)
             worker.start()
             worker.join()
-            step = steps[0]
         elif where == "main":
-            step = once()
+            once()
         else:
             raise SystemExit(f"--order: 'main' or 'thread', not {where!r}")
+        step = steps[-1]
         print(f"{where:6s} {step:.3f} s a step ({time.perf_counter() - t0:.1f} s the run)",
               flush=True)
 
