@@ -223,14 +223,14 @@ UNKNOWN_NAMES = [
     (lambda: DataConfig(*range(20)), "Give them by name instead"),
     (lambda: TrainConfig(lr=1), "train.lr = 1 is not allowed: expected a knob of train"),
     (lambda: ftlab.Lora(rank=4), "method.rank = 4 is not allowed: expected a knob of lora: "
-     "r, alpha, dropout, target_modules."),
+     "r, alpha, dropout, target_modules, rslora."),
     (lambda: ftlab.Lora(num_virtual_tokens=4), "method.num_virtual_tokens = 4 is not allowed: "
-     "expected a knob of lora: r, alpha, dropout, target_modules. It is a knob of prefix, "
+     "expected a knob of lora: r, alpha, dropout, target_modules, rslora. It is a knob of prefix, "
      "prompt: choose that method, or remove it."),
     (lambda: ftlab.Lora(num_virtual_token=4), "Did you mean 'num_virtual_tokens'?"),
     (lambda: ftlab.method_config("lora", default_lr=1),  # a ClassVar is not a knob
      "method.default_lr = 1 is not allowed: expected a knob of lora: r, alpha, dropout, "
-     "target_modules."),
+     "target_modules, rslora."),
     (lambda: ftlab.method_config(["lora"]), "method = ['lora'] is not allowed"),
     (lambda: BASE.replace(lerning_rate=1e-3), "Did you mean 'learning_rate' or "
      "'train.learning_rate'?"),

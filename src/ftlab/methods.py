@@ -13,6 +13,7 @@ trainable model; ``param_report`` counts honestly what is trained.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar
 
@@ -129,12 +130,20 @@ class Lora(MethodConfig):
     dropout: float = knob(0.0, "Dropout on the adapter input during training.", low=0, high=0.9)
     target_modules: str = knob("all-linear", "Which linear layers get adapters.",
                                choices=tuple(LORA_TARGETS))
+    rslora: bool = knob(False, "Scale the update by alpha / sqrt(r) instead of alpha / r "
+                        "(rsLoRA, Kalajdzievski 2023: large ranks keep learning).",
+                        choices=(False, True))
+
+    @property
+    def scale(self) -> float:
+        """What the update B·A is multiplied by (PEFT's ``scaling``)."""
+        return self.alpha / (math.sqrt(self.r) if self.rslora else self.r)
 
     def peft_config(self, model, tokenizer_source: str) -> Any:
         from peft import LoraConfig, TaskType
 
         return LoraConfig(task_type=TaskType.CAUSAL_LM, r=self.r, lora_alpha=self.alpha,
-                          lora_dropout=self.dropout,
+                          lora_dropout=self.dropout, use_rslora=self.rslora,
                           target_modules=LORA_TARGETS[self.target_modules])
 
     def adapted(self, shape) -> list[tuple[int, int]]:

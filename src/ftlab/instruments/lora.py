@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import gc
+import math
 from collections.abc import Sequence
+from typing import Any
 
 import plotly.graph_objects as go
 import torch
+from tqdm.auto import tqdm
 
+from ..config import RunConfig
+from ..errors import ConfigError
 from ..runs import Run
 from .adapters import energy_share, lora_layers, lora_update, numerical_rank, singular_values
 from .prompting import sweep_figure
@@ -65,3 +71,71 @@ def rank_figure(runs: dict[int, Run]) -> go.Figure:
     """Left: validation loss over the steps, one line per rank. Right: trainable parameters
     against the final validation loss."""
     return sweep_figure(dict(sorted(runs.items())), "r", "what each rank costs and buys")
+
+
+# How the update's scale follows the rank: each rule is anchored at the base config's rank,
+# where all three give the base's own scale alpha / r.
+SCALINGS = {
+    "fixed": "alpha fixed: scale alpha / r falls as r grows (the paper's parametrisation)",
+    "linear": "alpha = r x scale: the same scale at every rank",
+    "rslora": "rsLoRA: scale alpha / sqrt(r) (Kalajdzievski, 2023)",
+}
+
+
+def scaled(base: RunConfig, rule: str, r: int) -> RunConfig:
+    """``base`` at rank ``r`` with its update scaled by ``rule`` (``SCALINGS``), so that
+    the base rank keeps the base's scale under every rule."""
+    m = base.method
+    if not hasattr(m, "scale"):
+        raise ConfigError("method", m.name, "lora or qlora (a method with a rank and a scale)",
+                          "scale rules apply to LoRA adapters only")
+    if rule not in SCALINGS:
+        raise ConfigError("rule", rule, f"one of {', '.join(SCALINGS)}",
+                          "pick how the scale follows the rank")
+    if rule == "fixed":
+        return base.replace(**{"method.r": r})
+    if rule == "linear":
+        return base.replace(**{"method.r": r, "method.alpha": m.scale * r})
+    return base.replace(**{"method.r": r, "method.rslora": True,
+                           "method.alpha": m.scale * math.sqrt(m.r)})
+
+
+def scale_sweep(base: RunConfig, ranks: Sequence[int], rules: Sequence[str] = tuple(SCALINGS),
+                **changes: Any) -> dict[str, dict[int, Run]]:
+    """Validation-loss runs (``common.sweep``'s kind: cached, no generation) for every rule
+    and rank. At the base rank the rules coincide, so its one run stands for all of them."""
+    from ..engine import train
+
+    anchor = base.method.r
+    out: dict[str, dict[int, Run]] = {rule: {} for rule in rules}
+    jobs = [(rule, r) for rule in rules for r in ranks]
+    shared = None
+    for rule, r in tqdm(jobs, desc="ranks x scales", unit="run"):
+        if r == anchor and shared is not None:
+            out[rule][r] = shared
+            continue
+        cfg = scaled(base, "fixed" if r == anchor else rule, r).replace(**changes)
+        run = train(cfg, progress=False, reuse=True)
+        run.model = None  # keep one model in memory at a time
+        gc.collect()
+        out[rule][r] = run
+        if r == anchor:
+            shared = run
+    return out
+
+
+def scale_figure(runs: dict[str, dict[int, Run]]) -> go.Figure:
+    """Final validation loss against the rank (log axis), one line per scaling rule."""
+    fig = go.Figure()
+    for i, (rule, by_rank) in enumerate(runs.items()):
+        ranks = sorted(by_rank)
+        fig.add_scatter(x=ranks, y=[by_rank[r].final["final_val_loss"] for r in ranks],
+                        mode="lines+markers", name=SCALINGS[rule],
+                        line={"color": COLORS[i % len(COLORS)]})
+    fig.update_layout(template="plotly_white", width=760, height=380,
+                      title="Where each rank ends, with the scale set three ways",
+                      xaxis={"title": "LoRA rank r", "type": "log"},
+                      yaxis={"title": "final validation loss"},
+                      legend={"orientation": "h", "y": -0.25},
+                      margin={"l": 60, "r": 20, "t": 50, "b": 40})
+    return fig
