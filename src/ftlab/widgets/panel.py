@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import html
 import math
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -89,6 +90,7 @@ class ControlPanel:
         self.state = "idle"
         self.run_dir: str | None = None
         self._thread: threading.Thread | None = None
+        self._here = False  # the run goes on the calling thread (``run``), not Run's
         self._stop = StopFlag()
         self._lock = threading.Lock()
         self._done = threading.Event()
@@ -328,7 +330,7 @@ class ControlPanel:
             return False
         return True
 
-    def _start(self, overrides: dict) -> None:
+    def _start(self, overrides: dict, here: bool = False) -> None:
         with self._lock:
             if self.running:
                 msg = ("A run is already going. Press Stop (it ends after the current step) "
@@ -348,13 +350,38 @@ class ControlPanel:
             self._stop = StopFlag()
             self._done.clear()
         self._t0 = time.monotonic()
-        self.run_button.disabled, self.stop_button.disabled = True, False
+        # From code the kernel is busy until the run ends, so Stop could not be heard:
+        # the notebook's interrupt does its work instead (``_work_here``).
+        self.run_button.disabled, self.stop_button.disabled = True, here
         self.progress.value, self.progress.max = 0, cfg.resolved().train.max_steps
+        self._here = here
         self._set_status("running", "Loading the model and the data…")
+        threading.Thread(target=self._tick, daemon=True, name="ftlab-clock").start()
+        if here:
+            self._thread = None
+            self._work_here(cfg)
+            return
         self._thread = threading.Thread(target=self._work, args=(cfg,), daemon=True,
                                         name="ftlab-run")
         self._thread.start()
-        threading.Thread(target=self._tick, daemon=True, name="ftlab-clock").start()
+
+    def _work_here(self, cfg: RunConfig) -> None:
+        """Train on the calling thread. On the main thread a first interrupt asks the run to
+        stop after its step (Stop's clean ending); a second one cuts it."""
+        if threading.current_thread() is not threading.main_thread():
+            self._work(cfg)
+            return
+
+        def on_interrupt(signum, frame) -> None:
+            if self._stop.is_set():
+                raise KeyboardInterrupt
+            self.stop()
+
+        old = signal.signal(signal.SIGINT, on_interrupt)
+        try:
+            self._work(cfg)
+        finally:
+            signal.signal(signal.SIGINT, old)
 
     def _work(self, cfg: RunConfig) -> None:
         listeners = [self._on_event, self.dashboard.on_event, *self.listeners]
@@ -431,11 +458,14 @@ class ControlPanel:
         """Run with the panel's settings (plus overrides) and block until done.
 
         The widgets update exactly as for the Run button; errors are raised (and shown).
+        It trains on the calling thread, not on a second one as Run does: a second thread
+        steps 1.3-1.5x slower once this one has computed (``benchmarks/thread_penalty.py``).
         """
-        self._start(overrides)
-        result = self.wait()
-        assert result is not None
-        return result
+        self._start(overrides, here=True)
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
 
     # -- listening --------------------------------------------------------------------
     def _on_event(self, event: Any) -> None:
@@ -512,6 +542,9 @@ class ControlPanel:
     # -- showing ----------------------------------------------------------------------
     def _set_status(self, state: str, text: str) -> None:
         self.state = state
+        if state == "running" and self._here and not self._stop.is_set():
+            text += (" · started from code: to stop, interrupt the kernel (■); the run ends "
+                     "after its step, as Stop does")
         color = _STYLE.get(state, "#555")
         self.status.value = f"<span style='color:{color}'>● {state}</span> &nbsp; {text}"
 
