@@ -125,7 +125,8 @@ def test_stop_ends_the_run_within_a_step_and_saves_it_as_stopped(tmp_path):
 def test_panel_run_trains_on_the_calling_thread_and_an_interrupt_stops_it_as_stop_does(
         tmp_path):
     """From code the run is not on a second thread (which steps 1.3-1.5x slower after the
-    main thread computed): the kernel's interrupt takes Stop's place, and ends it cleanly."""
+    main thread computed): the kernel's interrupt takes Stop's place, ends it cleanly, and
+    is raised after, so the next cells of a Run All do not start."""
     panel = make_panel(tmp_path)
     threads, stepped = set(), threading.Event()
 
@@ -137,11 +138,13 @@ def test_panel_run_trains_on_the_calling_thread_and_an_interrupt_stops_it_as_sto
     panel.listeners.append(on_event)
     threading.Thread(target=lambda: stepped.wait(300) and os.kill(os.getpid(), signal.SIGINT),
                      daemon=True).start()
-    result = panel.run(steps=200)
+    with pytest.raises(KeyboardInterrupt):  # raised once the run has ended cleanly
+        panel.run(steps=200)
+    result = panel.result
     assert threads == {threading.main_thread().name}
     assert result.status == "stopped" and result.final["steps"] < 200
     assert load_run(result.run_dir).status == "stopped"
-    assert panel.state == "stopped" and signal.getsignal(signal.SIGINT) is not None
+    assert panel.state == "stopped" and not panel.running
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
 
 

@@ -367,14 +367,18 @@ class ControlPanel:
 
     def _work_here(self, cfg: RunConfig) -> None:
         """Train on the calling thread. On the main thread a first interrupt asks the run to
-        stop after its step (Stop's clean ending); a second one cuts it."""
+        stop after its step (Stop's clean ending) and is raised once the run has ended, so
+        the cells after it do not run (``panel.result`` holds the stopped run); a second
+        interrupt cuts the run."""
         if threading.current_thread() is not threading.main_thread():
             self._work(cfg)
             return
+        heard = threading.Event()
 
         def on_interrupt(signum, frame) -> None:
-            if self._stop.is_set():
+            if heard.is_set():
                 raise KeyboardInterrupt
+            heard.set()
             self.stop()
 
         old = signal.signal(signal.SIGINT, on_interrupt)
@@ -382,6 +386,8 @@ class ControlPanel:
             self._work(cfg)
         finally:
             signal.signal(signal.SIGINT, old)
+        if heard.is_set() and self.error is None:
+            raise KeyboardInterrupt
 
     def _work(self, cfg: RunConfig) -> None:
         listeners = [self._on_event, self.dashboard.on_event, *self.listeners]
