@@ -13,7 +13,12 @@ steps, no evaluators) in one process, in the order given, and prints each run's 
 - ``thread`` again, after the main thread has computed (Run pressed after any cell that
   trained or generated).
 
+The panel's two paths can be named too: ``button`` (what Run does: ``panel.start()`` and
+wait, on the panel's thread) and ``run`` (``panel.run()``, which trains on the calling
+thread since 2026-12-07 for this reason).
+
     python benchmarks/thread_penalty.py [--order thread,main,thread] [--steps 8]
+    python benchmarks/thread_penalty.py --order main,button,run
 
 Measured 2026-12-07 on 2 cores, nothing else running: thread first 1.52 s a step, main
 1.50 s, thread after main 1.92 s; this script as committed: 1.51, 1.62 and 2.14 s; in other
@@ -40,6 +45,7 @@ def main() -> None:
 
     from ftlab.engine import train
     from ftlab.labs.overfitting import Overfitting
+    from ftlab.widgets import ControlPanel
 
     cfg = Overfitting().config("small", 0, steps=args.steps, eval_every=args.steps)
 
@@ -49,16 +55,30 @@ def main() -> None:
         run = train(cfg, evaluators={}, progress=False, reuse=False)
         steps.append(run.final["step_time_s"])
 
+    panel = None
+
+    def on_panel(button: bool) -> None:
+        nonlocal panel
+        panel = panel or ControlPanel(cfg, knobs=["lr"], evaluators={})
+        if button:
+            panel.start()
+            run = panel.wait()
+        else:
+            run = panel.run()
+        steps.append(run.final["step_time_s"])
+
     for where in args.order.split(","):
         t0 = time.perf_counter()
-        if where == "thread":
+        if where in ("button", "run"):
+            on_panel(where == "button")
+        elif where == "thread":
             worker = threading.Thread(target=once)
             worker.start()
             worker.join()
         elif where == "main":
             once()
         else:
-            raise SystemExit(f"--order: 'main' or 'thread', not {where!r}")
+            raise SystemExit(f"--order: main, thread, button or run, not {where!r}")
         step = steps[-1]
         print(f"{where:6s} {step:.3f} s a step ({time.perf_counter() - t0:.1f} s the run)",
               flush=True)

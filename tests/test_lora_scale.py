@@ -51,3 +51,11 @@ def test_a_rule_or_method_that_does_not_exist_says_which_field():
         scaled(BASE.replace(method="prefix"), "fixed", 4)
     with pytest.raises(ConfigError, match="method.rslora"):
         BASE.replace(**{"method.rslora": "yes"}).validate()
+
+
+def test_rslora_is_left_out_of_the_config_while_off_so_earlier_runs_keep_their_hash():
+    on = BASE.replace(**{"method.rslora": True})
+    assert "rslora" not in BASE.to_dict()["method"] and on.to_dict()["method"]["rslora"] is True
+    assert on.hash() != BASE.hash()
+    assert ftlab.RunConfig.from_dict(on.to_dict()) == on
+    assert ftlab.RunConfig.from_dict(BASE.to_dict()).hash() == BASE.hash()

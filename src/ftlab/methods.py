@@ -134,6 +134,12 @@ class Lora(MethodConfig):
                         "(rsLoRA, Kalajdzievski 2023: large ranks keep learning).",
                         choices=(False, True))
 
+    def to_dict(self) -> dict:
+        d = super().to_dict()
+        if not self.rslora:  # absent when off: every earlier run keeps its hash
+            del d["rslora"]
+        return d
+
     @property
     def scale(self) -> float:
         """What the update B·A is multiplied by (PEFT's ``scaling``)."""
