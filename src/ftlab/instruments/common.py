@@ -82,16 +82,22 @@ def sweep(base: RunConfig, knob: str, values: Iterable[Any], *, runs_dir=None,
           progress: bool = True, **changes: Any) -> dict[Any, Run]:
     """One run per value of ``knob`` (cached: an identical earlier run is loaded), with
     validation loss only (no generation), so a sweep stays cheap. ``changes`` apply to all."""
+    return train_each({v: base.replace(**{**changes, knob: v}) for v in values},
+                      f"sweep over {knob}", runs_dir=runs_dir, progress=progress)
+
+
+def train_each(configs: dict[Any, RunConfig], desc: str, *, runs_dir=None,
+               progress: bool = True) -> dict[Any, Run]:
+    """A run of each config, under the same key, one at a time (cached: an identical earlier
+    run, one of these included, is loaded; its model is dropped to keep one in memory)."""
     from tqdm.auto import tqdm
 
     from ..engine import train
 
-    values = list(values)
     out = {}
-    for v in tqdm(values, desc=f"sweep over {knob}", unit="run", disable=not progress):
-        cfg = base.replace(**{**changes, knob: v})
-        out[v] = train(cfg, runs_dir=runs_dir, progress=False, reuse=True)
-        out[v].model = None  # keep one model in memory at a time
+    for key, cfg in tqdm(configs.items(), desc=desc, unit="run", disable=not progress):
+        out[key] = train(cfg, runs_dir=runs_dir, progress=False, reuse=True)
+        out[key].model = None
         gc.collect()
     return out
 

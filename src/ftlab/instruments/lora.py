@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import gc
 import math
 from collections.abc import Sequence
 from typing import Any
 
 import plotly.graph_objects as go
 import torch
-from tqdm.auto import tqdm
 
 from ..config import RunConfig
 from ..errors import ConfigError
 from ..runs import Run
 from .adapters import energy_share, lora_layers, lora_update, numerical_rank, singular_values
+from .common import train_each
 from .prompting import sweep_figure
 
 COLORS = ("#1f5fbf", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e")
@@ -102,26 +101,13 @@ def scaled(base: RunConfig, rule: str, r: int) -> RunConfig:
 
 def scale_sweep(base: RunConfig, ranks: Sequence[int], rules: Sequence[str] = tuple(SCALINGS),
                 **changes: Any) -> dict[str, dict[int, Run]]:
-    """Validation-loss runs (``common.sweep``'s kind: cached, no generation) for every rule
+    """Validation-loss runs (``common.train_each``: cached, no generation) for every rule
     and rank. At the base rank the rules coincide, so its one run stands for all of them."""
-    from ..engine import train
-
     anchor = base.method.r
-    out: dict[str, dict[int, Run]] = {rule: {} for rule in rules}
-    jobs = [(rule, r) for rule in rules for r in ranks]
-    shared = None
-    for rule, r in tqdm(jobs, desc="ranks x scales", unit="run"):
-        if r == anchor and shared is not None:
-            out[rule][r] = shared
-            continue
-        cfg = scaled(base, "fixed" if r == anchor else rule, r).replace(**changes)
-        run = train(cfg, progress=False, reuse=True)
-        run.model = None  # keep one model in memory at a time
-        gc.collect()
-        out[rule][r] = run
-        if r == anchor:
-            shared = run
-    return out
+    configs = {(rule, r): scaled(base, "fixed" if r == anchor else rule, r).replace(**changes)
+               for rule in rules for r in ranks}
+    runs = train_each(configs, "ranks x scales")
+    return {rule: {r: runs[rule, r] for r in ranks} for rule in rules}
 
 
 def scale_figure(runs: dict[str, dict[int, Run]]) -> go.Figure:
