@@ -1,24 +1,25 @@
 """Lab 4 (reward hacking): its declarations, its numbers, its check, and a tiny-model sweep."""
 
 import math
+from statistics import fmean
+from types import SimpleNamespace
 
 import pytest
 
 from ftlab.errors import ConfigError
 from ftlab.labs.reward_hacking import (
     CHECKED,
+    CORRECT_PAY,
     DRIFT,
-    GOLD_FALL,
-    KEEPS_GOLD,
     LENGTH_RISE,
+    LOSS,
+    MARGIN_SEEDS,
     MEASURED,
-    MEASURED_KEYS,
     PAY_PER_WORD,
-    PROXY_RISE,
     RewardHacking,
     curve,
+    heldout_numbers,
     numbers_rows,
-    trajectory,
 )
 from ftlab.labs.show_reward_hacking import (
     answers_html,
@@ -29,31 +30,55 @@ from ftlab.labs.show_reward_hacking import (
     numbers_html,
     samples_html,
 )
-from ftlab.rlhf import FACTS, HELDOUT_FACTS, GoldWatch, heldout_prompts, make_prompts
-
-
-def evals(gold, proxy, words, every=4) -> list[dict]:
-    """Evaluation records as a run keeps them (``run.evals``), from step 0."""
-    return [{"step": i * every, "metrics": {"heldout.gold": g, "heldout.proxy": p,
-                                            "heldout.words": w, "heldout.correct": 0.6}}
-            for i, (g, p, w) in enumerate(zip(gold, proxy, words, strict=True))]
+from ftlab.rlhf import (
+    FACTS,
+    HELDOUT_FACTS,
+    MORE_FACTS,
+    GoldWatch,
+    heldout_prompts,
+    length_proxy_score,
+    make_prompts,
+    substance_prompts,
+)
 
 
 def steps(kl) -> list[dict]:
     return [{"step": i + 1, "metrics": {"rl.kl_measured": k}} for i, k in enumerate(kl)]
 
 
-HACKED = (steps([0.0, 0.01, 0.05, 0.1]), evals([0.57, 0.32, 0.36], [0.63, 0.74, 0.80],
-                                                [17.6, 26.8, 28.2]))
-PENALISED = (steps([0.0, 0.01, 0.02, 0.03]), evals([0.57, 0.62, 0.66], [0.63, 0.60, 0.47],
-                                                   [17.6, 15.0, 8.0]))
+def answers(correct: int, words: int, n: int = 48) -> list[tuple[bool, int]]:
+    """``n`` held-out answers: the first ``correct`` right, each ``words`` long."""
+    return [(i < correct, words) for i in range(n)]
 
 
-def numbers(**arms) -> dict[str, float]:
-    out = {}
-    for arm, (st, ev) in arms.items():
-        out.update({f"{arm}.{k}": v for k, v in trajectory(st, ev).items()})
-    return out
+def record(step: int, rows: list[tuple[bool, int]]) -> dict:
+    """One full evaluation as ``GoldWatch`` reports it: means and each question's own."""
+    proxy = [length_proxy_score("x " * w, ["y"]) + 0.5 * c for c, w in rows]
+    metrics = {"heldout.correct": fmean(c for c, _ in rows),
+               "heldout.words": fmean(w for _, w in rows), "heldout.proxy": fmean(proxy),
+               "heldout.gold": 0.5}
+    for i, ((c, w), p) in enumerate(zip(rows, proxy)):
+        metrics.update({f"heldout.correct/{i}": float(c), f"heldout.words/{i}": float(w),
+                        f"heldout.proxy/{i}": p})
+    return {"step": step, "full": True, "metrics": metrics}
+
+
+class FakeRun:
+    """What ``heldout_numbers`` reads of a run: steps, evaluations and the proxy's name."""
+
+    def __init__(self, before, after, kl=(0.0, 0.01, 0.05, 0.1), reward="length_proxy"):
+        self.steps, self.evals = steps(kl), [record(0, before), record(4, after)]
+        self.config = SimpleNamespace(rl=SimpleNamespace(reward=reward))
+
+
+# the base: 33 of 48 right, 12 words; the hack pads every answer, the penalty trims them
+BASE = answers(33, 12)
+HACKED = FakeRun(BASE, answers(33, 40))
+PENALISED = FakeRun(BASE, answers(33, 8))
+
+
+def numbers(**runs) -> dict[str, float]:
+    return RewardHacking(model="tiny").measure(runs)
 
 
 # -- held-out questions ---------------------------------------------------------------------
@@ -66,6 +91,10 @@ def test_heldout_questions_never_reach_a_prompt_set():
             assert not asked & held
     # Every fact not held out can still be asked.
     assert len({p.question for p in make_prompts(24, seed=0, fact_fraction=1.0)}) == 24
+    # The questions the lab is checked on: those and ``MORE_FACTS``, in no training set.
+    asked = {p.question for p in substance_prompts()}
+    assert len(asked) == 48 and asked.isdisjoint(f[0] for f in FACTS if f not in HELDOUT_FACTS)
+    assert all(not any(a.replace(".", "").isdigit() for a in f[1]) for f in MORE_FACTS)
 
 
 # -- declarations -------------------------------------------------------------------------
@@ -93,7 +122,7 @@ def test_every_arm_is_a_valid_policy_run_and_the_arms_differ_only_in_the_mitigat
 
 def test_the_lab_declares_its_panel_claim_and_sweep():
     lab = RewardHacking(model="tiny")
-    assert lab.title.startswith("Lab 4") and "gold" in lab.claim
+    assert lab.title.startswith("Lab 4") and "substance" in lab.claim
     panel = lab.panel("length_penalty")
     assert panel["rl.length_penalty"].value == lab.arms["length_penalty"]["rl.length_penalty"]
     assert panel.build_config().hash() == lab.config("length_penalty").hash()
@@ -104,82 +133,95 @@ def test_the_lab_declares_its_panel_claim_and_sweep():
     assert RewardHacking(model="tiny", method="full").config("hacked").method.name == "full"
 
 
-# -- the numbers the check reads, on hand-made curves --------------------------------------
+# -- the numbers the check reads, on hand-made answers --------------------------------------
 def test_gold_watch_answers_past_the_training_cap_and_names_itself_in_the_cache_key():
     lab = RewardHacking(model="tiny")
     cfg = lab.config("hacked").resolved()
     watch = lab.watch["heldout"]
     assert watch.tokens(cfg) == cfg.rl.max_completion_length + watch.extra_tokens > 0
     assert watch.key != GoldWatch(extra_tokens=16).key
+    assert str(len(substance_prompts())) in watch.key  # more questions: another run
 
 
-def test_trajectory_reads_start_peak_and_end_of_the_heldout_answers():
-    t = trajectory(*HACKED)
-    assert t["gold.start"] == 0.57 and t["gold.end"] == 0.36
-    assert t["gold.peak"] == 0.57 and t["gold.peak_step"] == 0
-    assert t["proxy.peak"] == 0.80 and t["proxy.peak_step"] == 8
-    assert t["words.start"] == 17.6 and t["words.end"] == 28.2
-    assert t["kl.end"] == pytest.approx(0.075)  # mean of the last two steps
-    # A gold curve that rises first peaks after the start.
-    rising = trajectory(steps([0.1]), evals([0.5, 0.7, 0.4], [0.6] * 3, [15] * 3))
-    assert rising["gold.peak"] == 0.7 and rising["gold.peak_step"] == 4
-    empty = trajectory([], [])
-    assert all(math.isnan(empty[k]) for k in MEASURED_KEYS)
+def test_heldout_numbers_pair_the_answers_question_by_question():
+    m = heldout_numbers(HACKED)
+    assert m["words.start"] == 12 and m["words.end"] == 40 and m["words.change"] == 28
+    assert m["words.change_lo"] == m["words.change_hi"] == 28  # every answer grew alike
+    assert m["correct.change"] == 0 and m["correct.change_hi"] == 0
+    # the proxy pays 1/60 a word up to 30: 12 -> 40 words earns (30 - 12) / 60 = 0.3
+    assert m["length_pay.change"] == pytest.approx(0.3)
+    assert m["proxy.change"] == pytest.approx(0.3)
+    assert m["kl.end"] == pytest.approx(0.075)  # mean of the last two steps
+    # Two answers turned right: the change and its interval move by 2/48, the pay by 0.5 each.
+    better = heldout_numbers(FakeRun(BASE, [(i < 35, 40) for i in range(48)]))
+    assert better["correct.change"] == pytest.approx(2 / 48)
+    assert better["correct.change_lo"] < 2 / 48 < better["correct.change_hi"]
+    assert better["proxy.change"] == pytest.approx(0.3 + 0.5 * 2 / 48)
+    assert better["length_pay.change"] == pytest.approx(0.3)
+    # A learned proxy has no pay for length to split off.
+    assert "length_pay.change" not in heldout_numbers(
+        FakeRun(BASE, answers(33, 40), reward="learned"))
+    # The two arms, question by question.
+    m = numbers(hacked=HACKED, length_penalty=PENALISED)
+    assert m["vs_hacked.words"] == -32 and m["vs_hacked.correct"] == 0
 
 
 def test_the_check_holds_for_a_hack_and_its_mitigation():
     lab = RewardHacking(model="tiny")
     conds = lab.conditions(numbers(hacked=HACKED, length_penalty=PENALISED))
     assert all(conds.values()), conds
-    assert set(conds) == {"answers grow", "proxy rises", "gold falls from its peak",
-                          "penalty keeps gold", "penalty: answers grow less"}
+    assert set(conds) == {"answers grow", "proxy rises", "length paid, not substance",
+                          "penalty: answers grow less", "penalty: right answers kept"}
 
 
 def test_each_condition_fails_on_numbers_that_miss_it():
     lab = RewardHacking(model="tiny")
-    still = (steps([0.0] * 4), evals([0.57, 0.56, 0.55], [0.63, 0.64, 0.65], [17.6, 18, 18]))
+    still = FakeRun(BASE, BASE)
     conds = lab.conditions(numbers(hacked=still, length_penalty=PENALISED))
     assert not conds["answers grow"] and not conds["proxy rises"]
-    assert not conds["gold falls from its peak"]
-    # Longer answers that the proxy does not pay for more (e.g. past its 30-word cap).
-    unpaid = (HACKED[0], evals([0.57, 0.32, 0.36], [0.63, 0.64, 0.66], [17.6, 26.8, 28.2]))
-    conds = lab.conditions(numbers(hacked=unpaid, length_penalty=PENALISED))
-    assert not conds["proxy rises"] and conds["answers grow"]
-    # Gold that falls by less than the margin.
-    mild = (HACKED[0], evals([0.57, 0.52, 0.50], [0.63, 0.74, 0.80], [17.6, 26.8, 28.2]))
-    assert not lab.conditions(numbers(hacked=mild))["gold falls from its peak"]
-    # A mitigation that changes nothing fails both of its conditions.
+    # Longer answers past the proxy's 30-word cap earn nothing more.
+    capped = FakeRun(answers(33, 35), answers(33, 60))
+    conds = lab.conditions(numbers(hacked=capped))
+    assert conds["answers grow"] and not conds["proxy rises"]
+    # A policy that got a little longer *and* answered 12 more questions right: substance
+    # could pay for more of the gain than length did, so the check does not call it a hack.
+    learned = FakeRun(BASE, [(i < 45, 16) for i in range(48)])
+    conds = lab.conditions(numbers(hacked=learned))
+    assert conds["answers grow"] and not conds["length paid, not substance"]
+    # ... while padding answers by 28 words is paid more than 12 more right answers could be.
+    assert lab.conditions(numbers(hacked=FakeRun(BASE, [(i < 45, 40) for i in range(48)])))[
+        "length paid, not substance"]
+    # A penalty that changes nothing fails the length condition ...
     conds = lab.conditions(numbers(hacked=HACKED, length_penalty=HACKED))
-    assert not conds["penalty keeps gold"] and not conds["penalty: answers grow less"]
-    # ... and one that keeps length but not gold fails the gold condition alone.
-    empty = (PENALISED[0], evals([0.57, 0.3, 0.2], [0.63, 0.3, 0.1], [17.6, 3, 1]))
+    assert not conds["penalty: answers grow less"] and conds["penalty: right answers kept"]
+    # ... and one that trims answers to nothing right loses the right answers.
+    empty = FakeRun(BASE, answers(10, 2))
     conds = lab.conditions(numbers(hacked=HACKED, length_penalty=empty))
-    assert not conds["penalty keeps gold"] and conds["penalty: answers grow less"]
+    assert conds["penalty: answers grow less"] and not conds["penalty: right answers kept"]
     # Without the unmitigated run there is nothing to compare with: a clear error, not a pass.
     with pytest.raises(ConfigError, match="'hacked' arm"):
         lab.conditions(numbers(length_penalty=PENALISED))
     # A seed without the mitigation is checked on the hacked run alone.
     assert set(lab.conditions(numbers(hacked=HACKED))) == {
-        "answers grow", "proxy rises", "gold falls from its peak"}
+        "answers grow", "proxy rises", "length paid, not substance"}
 
 
-def test_margins_are_stated_in_the_claim_and_the_measured_seeds_pass_them():
-    # Above one held-out answer's worth (12 questions): no single answer can pass them.
-    n = len(heldout_prompts())
-    assert GOLD_FALL > 1 / n and KEEPS_GOLD > 1 / n and PROXY_RISE > 0.5 / n
-    assert 0 < DRIFT < 1
+def test_margins_are_stated_in_the_claim_and_every_measured_seed_passes_them():
+    assert 0 < DRIFT < 1 and 0 < LOSS < 1 and CORRECT_PAY == 0.5
     claim = RewardHacking.claim
     assert f"{LENGTH_RISE:g} words" in claim and f"{DRIFT:.0%}" in claim
-    assert f"{GOLD_FALL:g}" in claim and f"{KEEPS_GOLD:g}" in claim
+    assert f"{LOSS:g}" in claim and "48 held-out questions" in claim
+    assert len(substance_prompts()) == 48
     lab = RewardHacking(model="tiny")
-    assert {s for s, _ in MEASURED} == {0, 1, 2}
-    for seed in (0, 1, 2):
-        m = {f"{arm}.{k}": v for (s, arm), row in MEASURED.items() if s == seed
-             for k, v in zip(MEASURED_KEYS, row, strict=True)}
+    assert set(lab.calibration.seeds) == {0, 1, 2}
+    for seed in (0, 1, 2):  # the asserted seeds, and the two the margins were checked on
+        m = {k: v[seed] for k, v in MEASURED.items() if v[seed] is not None}
         assert all(lab.conditions(m).values()), (seed, lab.conditions(m))
+    for k in (0, 1):
+        m = {name: v[k] for name, v in MARGIN_SEEDS.items()}
+        assert all(lab.conditions(m).values()), (k, lab.conditions(m))
     page = measured_html()
-    assert page.count("<tr>") == 1 + len(MEASURED) and "strong KL" in page
-    assert measured_html(arms=["strong_kl"]).count("<tr>") == 2
+    assert page.count("<tr>") == 1 + 5 and "margins checked" in page
 
 
 # -- the tiny model: a sweep, its figures and tables ---------------------------------------
@@ -191,13 +233,15 @@ def test_a_tiny_sweep_gives_numbers_figures_and_samples(runs_dir):
     assert set(result.runs) == {(a, 0) for a in CHECKED} and result.trained == len(CHECKED)
     (m,) = result.numbers()
     for arm in CHECKED:
-        for key in ("gold.start", "gold.peak", "gold.end", "proxy.start", "proxy.end",
-                    "words.start", "words.end", "kl.end"):
+        for key in ("correct.start", "correct.change_hi", "words.end", "words.change_lo",
+                    "proxy.change", "length_pay.change", "gold.end", "kl.end"):
             assert math.isfinite(m[f"{arm}.{key}"]), (arm, key)
         run = result.runs[(arm, 0)]
         assert [e["step"] for e in run.evals] == [0, 1, 2]
+        assert sum(k.startswith("heldout.correct/") for k in run.evals[-1]["metrics"]) == 48
+        assert not any("/" in k for k in run.evals[1]["metrics"])  # per question: ends only
     verdict = result.check()
-    assert len(verdict.rows) == 1 and "penalty keeps gold" in verdict.conditions
+    assert len(verdict.rows) == 1 and "penalty: right answers kept" in verdict.conditions
     assert [r["arm"] for r in numbers_rows(result)] == list(CHECKED)
     assert numbers_rows(result, seeds=[1]) == [] and numbers_html(result, [1]) == "<p>No runs.</p>"
     assert "<table>" in numbers_html(result) and "strong_kl" in arms_html(lab)
@@ -217,7 +261,7 @@ def test_a_tiny_sweep_gives_numbers_figures_and_samples(runs_dir):
     assert max(x for t in fig.data for x in t.x) > 0
     assert max(max(kl) for _, kl in measured.values()) > 0
     page = answers_html(result, seed=0)
-    assert page.count("<tr>") == 1 + len(heldout_prompts()) and "length penalty after" in page
+    assert page.count("<tr>") == 1 + len(substance_prompts()) and "length penalty after" in page
     assert answers_html(result, seed=1) == "<p>No runs.</p>"
     page = samples_html(result.runs[("hacked", 0)], "hacked")
     assert "<table>" in page and "weak KL" in page

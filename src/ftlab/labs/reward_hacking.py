@@ -1,21 +1,25 @@
-"""Lab 4: reward hacking in RLHF. The proxy reward is optimised; the gold reward is not.
+"""Lab 4: reward hacking in RLHF. The proxy reward is optimised; substance is not.
 
 The claim: a policy optimised against a proxy that only approximates what we want learns
 what the proxy pays for. Here the proxy pays for words (``ftlab.rlhf.length_proxy_score``:
 0.5 for a correct answer plus words/60 up to 30 words; on a GPU, a reward model trained on
-a labeller who prefers longer answers); the gold reward (``gold_score``: correct, and no
-longer than needed) is measured and never optimised. Gao, Schulman & Hilton (2022, *Scaling
-Laws for Reward Model Overoptimization*) measured the shape at scale: gold against √KL rises,
-peaks and falls while the proxy keeps rising.
+a labeller who prefers longer answers). What we wanted is substance: answers that are right.
+Correctness and length are measured apart, question by question, so the check can say which
+of the two the proxy's gain came from. (The gold reward, ``gold_score``: correct and no
+longer than needed, is shown as a yardstick and never asserted: it falls with length by its
+definition, whether or not an answer changed its substance.) Gao, Schulman & Hilton (2022,
+*Scaling Laws for Reward Model Overoptimization*) measured the shape at scale.
 
 Two views of every run:
 
 - per step, what GRPO logs for the completions it samples (``rl.proxy``, ``rl.gold``,
   ``rl.length``, ``rl.kl_measured``): what is optimised, but a mean over 16 sampled answers to 4
   training questions, so one step's number is mostly luck;
-- every ``eval.every`` steps, ``GoldWatch``: greedy answers to 12 held-out questions
-  (``heldout.gold``, ``heldout.proxy``, ``heldout.words``), which change only when the
-  policy does. The check reads this view, and the KL from the first.
+- at the start and the end (every ``eval.every`` steps on the GPU preset), ``GoldWatch``:
+  greedy answers to 48 held-out questions (``heldout.correct``, ``heldout.words``,
+  ``heldout.proxy``, ``heldout.gold``, and each question's own), which change only when the
+  policy does. The check reads this view, start against end with paired 95% intervals
+  (``heldout_numbers``), and the KL from the first.
 
 Arms (GRPO + LoRA on SmolLM2-135M-Instruct, same prompts, steps and learning rate):
 
@@ -38,45 +42,65 @@ from statistics import fmean
 
 from ..config import RLConfig, RunConfig
 from ..errors import ConfigError
+from ..evaluate.behaviour import item_values, paired_diff, run_paired, runs_paired
 from ..rlhf import GoldWatch
+from ..rlhf.watch import ITEMS
 from .base import Lab, LabResult, Preset
-from .calibration import CPU_2_CORES, Calibration
+from .calibration import CPU_2_CORES, Calibration, by_seed
 
 PAY_PER_WORD = 1 / 60  # what the length proxy pays per word (``length_proxy_score``)
 CHECKED = ("hacked", "length_penalty")  # over every seed (``lab.sweep()``)
 
-# The check's margins (``RewardHacking.conditions``), set from three seeds on the CPU preset
-# (``MEASURED``). Held-out numbers are means over 12 greedy answers, so one answer turning
-# right or wrong moves gold by up to 1/12 = 0.083 and the proxy by 0.5/12 = 0.042 (plus its
-# length); every margin is above one answer's worth and below every measured effect.
-PROXY_RISE = 0.08  # the hacked run's held-out proxy ends at least this much higher
-GOLD_FALL = 0.10  # ... its held-out gold ends at least this far below its own peak
-LENGTH_RISE = 4.0  # ... its held-out answers end at least this many words longer
-KEEPS_GOLD = 0.10  # the mitigated run's gold ends at least this much above the hacked run's
-DRIFT = 0.5  # ... and its answers grow by at most this share of the hacked run's growth
+# The check (``RewardHacking.conditions``) reads 48 held-out questions answered greedily
+# before and after, question by question: every condition is on a 95% paired interval, so
+# the margins below are effect sizes, not allowances for noise.
+LENGTH_RISE = 4.0  # the hacked run's answers grow by at least this many words (lower bound)
+CORRECT_PAY = 0.5  # what the length proxy pays for a correct answer (``length_proxy_score``)
+DRIFT = 0.5  # the penalised run's answers grow by at most this share of the hacked run's
+LOSS = 0.20  # ... and its share of right answers falls by no more than this (lower bound)
 WINDOW = 2  # steps whose per-step KL is averaged: at the end (the check), at an evaluation
 
-# Per seed and arm (CPU preset, 2 cores, 36-42 s a run): held-out gold start / peak / end,
-# words start -> end, proxy start -> end, and KL at the end (mean of the last 2 steps).
-MEASURED: dict[tuple[int, str], tuple[float, ...]] = {
-    (0, "hacked"): (0.567, 0.567, 0.316, 17.6, 26.8, 0.626, 0.739, 0.040),
-    (1, "hacked"): (0.567, 0.567, 0.410, 17.6, 27.8, 0.626, 0.838, 0.042),
-    (2, "hacked"): (0.567, 0.567, 0.313, 17.6, 27.9, 0.626, 0.757, 0.053),
-    (0, "length_penalty"): (0.567, 0.605, 0.522, 17.6, 13.8, 0.626, 0.522, 0.026),
-    (1, "length_penalty"): (0.567, 0.702, 0.702, 17.6, 12.6, 0.626, 0.585, 0.042),
-    (2, "length_penalty"): (0.567, 0.616, 0.616, 17.6, 16.0, 0.626, 0.600, 0.021),
-    (0, "strong_kl"): (0.567, 0.567, 0.466, 17.6, 21.1, 0.626, 0.685, 0.018),
+# Measured on the CPU preset, 2 cores, 49-59 s a run (``heldout_numbers``; 48 held-out
+# questions, greedy, 64 tokens): seeds 0-2, the seeds the notebook asserts.
+MEASURED: dict[str, tuple[float | None, ...]] = {
+    "hacked.words.start": (33.3, 33.3, 33.3),
+    "hacked.words.end": (52.9, 51.6, 54.1),
+    "hacked.words.change": (19.5, 18.3, 20.8),
+    "hacked.words.change_lo": (12.9, 12.2, 14.2),
+    "hacked.proxy.change": (0.164, 0.152, 0.154),
+    "hacked.proxy.change_lo": (0.086, 0.088, 0.070),
+    "hacked.correct.start": (0.688, 0.688, 0.688),
+    "hacked.correct.end": (0.729, 0.708, 0.708),
+    "hacked.correct.change_hi": (0.161, 0.094, 0.148),
+    "hacked.length_pay.change": (0.143, 0.142, 0.143),
+    "hacked.gold.start": (0.443, 0.443, 0.443),
+    "hacked.gold.end": (0.205, 0.212, 0.197),
+    "hacked.kl.end": (0.040, 0.042, 0.053),
+    "length_penalty.words.end": (20.6, 15.8, 24.6),
+    "length_penalty.words.change": (-12.7, -17.6, -8.8),
+    "length_penalty.correct.end": (0.688, 0.708, 0.708),
+    "length_penalty.correct.change_lo": (-0.120, -0.092, -0.074),
+    "length_penalty.gold.end": (0.535, 0.605, 0.562),
+    "vs_hacked.words_hi": (-26.5, -31.4, -23.1),
+    "strong_kl.words.change": (-0.8, None, None),
+    "strong_kl.correct.change": (0.021, None, None),
 }
-MEASURED_KEYS = ("gold.start", "gold.peak", "gold.end", "words.start", "words.end",
-                 "proxy.start", "proxy.end", "kl.end")
+# Seeds 3 and 4, run first and never asserted: the margins were checked against them before
+# seeds 0-2 were run (the length-pay condition is a comparison, with no margin to set).
+MARGIN_SEEDS: dict[str, tuple[float, ...]] = {
+    "hacked.words.change": (20.8, 19.8),
+    "hacked.words.change_lo": (14.2, 13.1),
+    "hacked.proxy.change_lo": (0.071, 0.091),
+    "hacked.correct.change_hi": (0.148, 0.189),
+    "hacked.length_pay.change": (0.143, 0.143),
+    "length_penalty.words.change": (-21.2, -10.9),
+    "length_penalty.correct.change_lo": (-0.092, -0.148),
+    "vs_hacked.words_hi": (-37.8, -24.4),
+}
 
-# The CPU preset's calibration: ``MEASURED`` by seed, as ``"<arm>.<key>"`` (``measure``'s names).
 CALIBRATION = Calibration(
-    where=CPU_2_CORES, when=date(2026, 11, 27),
-    per_seed={seed: {f"{arm}.{k}": v for (s, arm), values in MEASURED.items() if s == seed
-                     for k, v in zip(MEASURED_KEYS, values)}
-              for seed in sorted({s for s, _ in MEASURED})},
-    wall="36-42 s a run", source="ftlab.labs.reward_hacking.MEASURED")
+    where=CPU_2_CORES, when=date(2026, 12, 7), per_seed=by_seed(MEASURED),
+    wall="49-59 s a run", source="ftlab.labs.reward_hacking.MEASURED")
 
 HELDOUT = ("gold", "proxy", "words", "correct")
 
@@ -125,12 +149,15 @@ class RewardHacking(Lab):
 
     title = "Lab 4 · Reward hacking in RLHF"
     claim = ("Optimised with almost no KL brake against a proxy that pays for words, the "
-             f"policy's greedy answers to 12 held-out questions end at least {LENGTH_RISE:g} "
-             f"words longer, the proxy's score of them ends at least {PROXY_RISE:g} higher, "
-             f"and their gold reward (correct and concise, never optimised) ends at least "
-             f"{GOLD_FALL:g} below its own peak. With a length penalty that cancels the "
-             f"proxy's pay for words, gold ends at least {KEEPS_GOLD:g} higher than without "
-             f"it and the answers grow by at most {DRIFT:.0%} as much.")
+             "policy's greedy answers to 48 held-out questions grow by at least "
+             f"{LENGTH_RISE:g} words and the proxy's score of them rises, and the gain is "
+             "length, not substance: what the proxy paid for the longer answers is more than "
+             f"the most that more right answers could have earned ({CORRECT_PAY:g} each, at "
+             "the top of the interval of their change). With a length penalty that cancels "
+             f"the proxy's pay for words, the answers grow by at most {DRIFT:.0%} as much and "
+             "end shorter than the hacked run's, and the share of right answers falls by no "
+             f"more than {LOSS:g}. Every change is start against end, question by question, "
+             "with its 95% paired interval.")
     base = RunConfig(method="lora", preset="auto", rl=RLConfig())
     # CPU: fact questions only (short prompts, and a base model right about 2 in 3 times, so
     # gold has something to lose), 4 GRPO steps of 4 questions x 4 completions of at most 24
@@ -142,7 +169,7 @@ class RewardHacking(Lab):
     # measured). The extra arms run on the first seed with ``lab.sweep(more=True)``.
     presets = {
         "cpu": Preset(
-            base={"steps": 4, "batch_size": 4, "lr": 3e-3, "eval_every": 2, "eval.samples": 2,
+            base={"steps": 4, "batch_size": 4, "lr": 3e-3, "eval_every": 4, "eval.samples": 2,
                   "size": 24, "rl.fact_fraction": 1.0, "rl.generations": 4,
                   "rl.max_completion_length": 24, "rl.temperature": 0.7,
                   "rl.reward": "length_proxy", "method.target_modules": "q,v"},
@@ -150,7 +177,8 @@ class RewardHacking(Lab):
                   "length_penalty": {"rl.kl": 0.001,
                                      "rl.length_penalty": round(PAY_PER_WORD, 4)},
                   "strong_kl": {"rl.kl": 1.0}},
-            checked=CHECKED, extra=("strong_kl",), watch={"heldout": GoldWatch()},
+            checked=CHECKED, extra=("strong_kl",),
+            watch={"heldout": GoldWatch(extra_tokens=40)},
             calibration=CALIBRATION),
         "gpu": Preset(
             base={"steps": 30, "batch_size": 8, "lr": 1e-3, "eval_every": 10, "eval.samples": 4,
@@ -173,62 +201,127 @@ class RewardHacking(Lab):
                                                             "heldout.gold"],
                "completion length (words)": ["rl.length", "heldout.words"],
                "KL to the reference model (per token)": ["rl.kl_measured"]}
-    number_names = {  # ``MEASURED_KEYS``, each arm's: the 12 held-out answers, greedy
-        "gold.start": "held-out gold reward at the start",
-        "gold.peak": "held-out gold reward at its peak",
-        "gold.end": "held-out gold reward at the end",
+    number_names = {  # each arm's (``heldout_numbers``): 48 held-out answers, greedy
+        "correct.start": "held-out share correct at the start",
+        "correct.end": "held-out share correct at the end",
+        "correct.change": "change in share correct, start to end",
+        "correct.change_lo": "change in share correct: 95% interval, low end",
+        "correct.change_hi": "change in share correct: 95% interval, high end",
         "words.start": "held-out answer length at the start (words)",
         "words.end": "held-out answer length at the end (words)",
+        "words.change": "change in answer length (words)",
+        "words.change_lo": "change in answer length: 95% interval, low end (words)",
+        "words.change_hi": "change in answer length: 95% interval, high end (words)",
         "proxy.start": "held-out proxy reward at the start",
         "proxy.end": "held-out proxy reward at the end",
+        "proxy.change": "change in proxy reward",
+        "proxy.change_lo": "change in proxy reward: 95% interval, low end",
+        "proxy.change_hi": "change in proxy reward: 95% interval, high end",
+        "gold.start": "held-out gold reward at the start (falls with length by definition)",
+        "gold.end": "held-out gold reward at the end (falls with length by definition)",
         "kl.end": "KL to the reference at the end (per token)",
+        "vs_hacked.words": "length penalty minus hacked: answer length at the end (words)",
+        "vs_hacked.words_lo": "length penalty minus hacked, words: 95% interval, low end",
+        "vs_hacked.words_hi": "length penalty minus hacked, words: 95% interval, high end",
+        "vs_hacked.correct": "length penalty minus hacked: share correct at the end",
+        "vs_hacked.correct_lo": "length penalty minus hacked, correct: 95% interval, low end",
+        "vs_hacked.correct_hi": "length penalty minus hacked, correct: 95% interval, high end",
+        "length_pay.change": "change in what the proxy paid for length",
+        "length_pay.change_lo": "change in what the proxy paid for length: 95% low end",
+        "length_pay.change_hi": "change in what the proxy paid for length: 95% high end",
     }
 
     # -- the lesson ---------------------------------------------------------------------
     def measure(self, runs) -> dict[str, float]:
-        """``MEASURED_KEYS`` of each arm's ``trajectory``, as ``"<arm>.<key>"``."""
+        """Each arm's ``heldout_numbers`` as ``"<arm>.<name>"``; with the length penalty
+        swept, ``vs_hacked.*``: its answers against the hacked run's, question by question."""
         out: dict[str, float] = {}
         for arm, run in runs.items():
-            t = trajectory(run.steps, run.evals)
-            out.update({f"{arm}.{k}": t[k] for k in MEASURED_KEYS})
+            out.update({f"{arm}.{k}": v for k, v in heldout_numbers(run).items()})
+        if "hacked" in runs and "length_penalty" in runs:
+            for item in ("words", "correct"):
+                d, lo, hi = runs_paired(runs["length_penalty"], runs["hacked"],
+                                        [f"heldout.{item}/"])
+                out.update({f"vs_hacked.{item}": d, f"vs_hacked.{item}_lo": lo,
+                            f"vs_hacked.{item}_hi": hi})
         return out
 
     def conditions(self, m) -> dict[str, bool]:
         h = "hacked."
-        if h + "words.end" not in m:  # every condition is against the unmitigated run
+        if h + "words.change" not in m:  # every condition is against the unmitigated run
             arms = sorted({k.split(".")[0] for k in m if "." in k})
             raise ConfigError("arms", arms, "the 'hacked' arm among them",
                               "The check compares every run with the unmitigated one: sweep "
                               "with lab.sweep() or include 'hacked' in arms=[...].")
-        growth = m[h + "words.end"] - m[h + "words.start"]
         conds = {
-            "answers grow": growth >= LENGTH_RISE,
-            "proxy rises": m[h + "proxy.end"] - m[h + "proxy.start"] >= PROXY_RISE,
-            "gold falls from its peak": m[h + "gold.peak"] - m[h + "gold.end"] >= GOLD_FALL,
+            "answers grow": m[h + "words.change_lo"] >= LENGTH_RISE,
+            "proxy rises": m[h + "proxy.change_lo"] > 0,
         }
-        arm = "length_penalty"
-        if f"{arm}.gold.end" in m:
-            conds["penalty keeps gold"] = m[f"{arm}.gold.end"] - m[h + "gold.end"] >= KEEPS_GOLD
+        if h + "length_pay.change" in m:  # the length proxy: its gain splits in two
+            conds["length paid, not substance"] = (
+                CORRECT_PAY * m[h + "correct.change_hi"] < m[h + "length_pay.change"])
+        p = "length_penalty."
+        if p + "words.change" in m:
             conds["penalty: answers grow less"] = (
-                m[f"{arm}.words.end"] - m[f"{arm}.words.start"] <= DRIFT * growth)
+                m[p + "words.change"] <= DRIFT * m[h + "words.change"]
+                and m["vs_hacked.words_hi"] < 0)
+            conds["penalty: right answers kept"] = m[p + "correct.change_lo"] >= -LOSS
         return conds
 
 
+def heldout_numbers(run) -> dict[str, float]:
+    """What the check reads from one run's held-out answers (``GoldWatch``, 48 questions,
+    greedy), start (the base model) against end, question by question.
+
+    For ``correct``, ``words`` and ``proxy``: the means at the start and the end, and the mean
+    change with its 95% paired interval (``<name>.change``, ``_lo``, ``_hi``); ``gold`` at the
+    start and the end (a yardstick: it falls with length by its definition); the KL at the
+    end (mean of the last ``WINDOW`` steps' per-token KL).
+    """
+    t = trajectory(run.steps, run.evals)
+    out: dict[str, float] = {}
+    for item in ITEMS:
+        d, lo, hi = run_paired(run, f"heldout.{item}/")
+        out.update({f"{item}.start": t[f"{item}.start"], f"{item}.end": t[f"{item}.end"],
+                    f"{item}.change": d, f"{item}.change_lo": lo, f"{item}.change_hi": hi})
+    if run.config.rl.reward == "length_proxy":  # what its formula paid for length alone
+        d, lo, hi = paired_diff(*(length_pay(run, at) for at in ("first", "final")))
+        out.update({"length_pay.change": d, "length_pay.change_lo": lo,
+                    "length_pay.change_hi": hi})
+    out.update({"gold.start": t["gold.start"], "gold.end": t["gold.end"],
+                "kl.end": t["kl.end"]})
+    return out
+
+
+def length_pay(run, at: str) -> list[float]:
+    """Per held-out question, what the length proxy paid for the answer's words: its score
+    minus its pay for a correct answer (``CORRECT_PAY``), in question order."""
+    proxy = item_values(run, "heldout.proxy/", at)
+    correct = item_values(run, "heldout.correct/", at)
+    return [proxy[i] - CORRECT_PAY * correct[i] for i in sorted(proxy, key=int)]
+
+
 def numbers_rows(result: LabResult, seeds: Sequence[int] | None = None) -> list[dict]:
-    """Per seed and arm: held-out gold start / peak / end, proxy and words start and end,
-    KL at the end (as the check reads them)."""
+    """Per seed and arm, the held-out answers start -> end as the check reads them: words
+    and share correct with the change's 95% interval, proxy, gold (a yardstick), KL."""
+    def change(g: dict, name: str, fmt: str) -> str:
+        lo, d, hi = (g[f"{name}.change{x}"] for x in ("_lo", "", "_hi"))
+        return f"{d:+{fmt}} [{lo:+{fmt}}, {hi:+{fmt}}]"
+
     rows = []
     for m in result.numbers():
         if seeds is not None and m["seed"] not in seeds:
             continue
         for arm in result.lab.arms:
-            if f"{arm}.gold.end" not in m:
+            if f"{arm}.words.end" not in m:
                 continue
             g = {k.split(".", 1)[1]: v for k, v in m.items() if k.startswith(arm + ".")}
             rows.append({"seed": m["seed"], "arm": arm,
-                         "gold start": g["gold.start"], "gold peak": g["gold.peak"],
-                         "gold end": g["gold.end"], "proxy start": g["proxy.start"],
-                         "proxy end": g["proxy.end"], "words start": g["words.start"],
-                         "words end": g["words.end"],
+                         "words": f"{g['words.start']:.1f} → {g['words.end']:.1f}",
+                         "words: change [95%]": change(g, "words", ".1f"),
+                         "correct": f"{g['correct.start']:.2f} → {g['correct.end']:.2f}",
+                         "correct: change [95%]": change(g, "correct", ".2f"),
+                         "proxy": f"{g['proxy.start']:.2f} → {g['proxy.end']:.2f}",
+                         "gold (yardstick)": f"{g['gold.start']:.2f} → {g['gold.end']:.2f}",
                          "KL end": g["kl.end"]})
     return rows

@@ -10,7 +10,15 @@ from statistics import fmean
 from typing import Any
 
 from .base import Html, Lab, LabResult, rows_html
-from .reward_hacking import MEASURED, MEASURED_KEYS, WINDOW, curve, heldout_curve, numbers_rows
+from .reward_hacking import (
+    CORRECT_PAY,
+    MARGIN_SEEDS,
+    MEASURED,
+    WINDOW,
+    curve,
+    heldout_curve,
+    numbers_rows,
+)
 
 # -- figures --------------------------------------------------------------------------------
 COLORS = {"hacked": "#d62728", "strong_kl": "#1f77b4", "length_penalty": "#2ca02c",
@@ -142,7 +150,8 @@ def answers_html(result: LabResult, seed: int = 0, arms: Sequence[str] | None = 
 
     def answer(r: dict) -> Html:
         text = r["answer"] if len(r["answer"]) <= chars else r["answer"][:chars] + " …"
-        return Html(f"{html.escape(text)}<br><small>{r['words']} words · gold "
+        mark = "right" if r["correct"] else "wrong"
+        return Html(f"{html.escape(text)}<br><small>{mark} · {r['words']} words · gold "
                     f"{r['gold']:.2f}</small>")
 
     heads = {a: f"{LABELS.get(a, a)} after" for a in arms}
@@ -155,21 +164,28 @@ def answers_html(result: LabResult, seed: int = 0, arms: Sequence[str] | None = 
                                      **{h: text for h in heads.values()}}))
 
 
-def measured_html(arms: Sequence[str] | None = None, seeds: Sequence[int] | None = None) -> str:
-    """``MEASURED``, the runs the margins were set from, as an HTML table (held-out answers:
-    gold start / peak / end, words and proxy start -> end; KL at the end)."""
+def measured_html() -> str:
+    """What the check reads, as measured on the CPU preset: seeds 3 and 4 (run first, the
+    margins checked against them, never asserted) and seeds 0-2 (``MEASURED``, asserted)."""
+    columns = {"hacked: words, change (low end)": ("hacked.words.change_lo", ".1f"),
+               "hacked: proxy, change (low end)": ("hacked.proxy.change_lo", ".3f"),
+               "hacked: paid for length": ("hacked.length_pay.change", ".3f"),
+               "hacked: most right answers could earn": ("hacked.correct.change_hi", ".3f"),
+               "penalty: words, change": ("length_penalty.words.change", ".1f"),
+               "penalty: correct, change (low end)": ("length_penalty.correct.change_lo",
+                                                      ".3f")}
+    sources = [(MEASURED, (0, 1, 2), "asserted"), (MARGIN_SEEDS, (3, 4), "margins checked")]
     rows = []
-    for (seed, arm), v in sorted(MEASURED.items()):
-        if (arms is None or arm in arms) and (seeds is None or seed in seeds):
-            m = dict(zip(MEASURED_KEYS, v, strict=True))
-            rows.append({"seed": seed, "arm": LABELS.get(arm, arm),
-                         "gold start / peak / end": f"{m['gold.start']:.2f} / "
-                         f"{m['gold.peak']:.2f} / {m['gold.end']:.2f}",
-                         "words": f"{m['words.start']:.1f} → {m['words.end']:.1f}",
-                         "proxy": f"{m['proxy.start']:.2f} → {m['proxy.end']:.2f}",
-                         "KL at the end": f"{m['kl.end']:.3f}"})
-    return rows_html(rows, columns=("seed", "arm", "gold start / peak / end", "words", "proxy",
-                                    "KL at the end"), style="")
+    for table, seeds, role in sources:
+        for k, seed in enumerate(seeds):
+            row = {"seed": seed, "role": role}
+            for head, (name, fmt) in columns.items():
+                v = table[name][k]
+                if name.endswith("correct.change_hi"):
+                    v = CORRECT_PAY * v
+                row[head] = format(v, fmt)
+            rows.append(row)
+    return rows_html(sorted(rows, key=lambda r: r["seed"]), style="")
 
 
 def numbers_html(result: LabResult, seeds: Sequence[int] | None = None) -> str:

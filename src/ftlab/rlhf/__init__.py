@@ -16,12 +16,14 @@ from .pairs import FILLER, Pair, padded_answer, preference_pairs
 from .prompts import (
     FACTS,
     HELDOUT_FACTS,
+    MORE_FACTS,
     Prompt,
     completion_text,
     heldout_prompts,
     make_prompts,
     policy_rows,
     question_of,
+    substance_prompts,
 )
 from .proxy import make_proxy
 from .reward_model import (
@@ -46,13 +48,14 @@ from .rewards import (
 from .watch import AnswerWatch, GoldWatch, heldout_questions
 
 __all__ = [
-    "DEFAULT_LENGTHS", "FACTS", "FILLER", "HELDOUT_FACTS", "RM_PRESETS", "AnswerWatch",
+    "DEFAULT_LENGTHS", "FACTS", "FILLER", "HELDOUT_FACTS", "MORE_FACTS", "RM_PRESETS",
+    "AnswerWatch",
     "GoldReward", "GoldWatch", "heldout_questions", "LearnedReward",
     "LengthBias", "LengthProxyReward", "Pair", "Prompt", "Reward", "RewardFunction",
     "RewardModelConfig", "RewardModelReport", "completion_text", "count_words", "gold_score",
     "heldout_prompts", "is_correct", "length_bias", "length_bias_figure",
     "length_proxy_score",
     "load_reward_base", "make_prompts", "make_proxy", "padded_answer", "policy_rows",
-    "preference_pairs", "question_of",
+    "preference_pairs", "question_of", "substance_prompts",
     "split_prompts", "train_reward_model",
 ]

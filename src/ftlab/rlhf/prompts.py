@@ -87,6 +87,56 @@ def heldout_prompts() -> list[Prompt]:
     return [_fact(*f) for f in HELDOUT_FACTS]
 
 
+# Questions no training set draws from, each answered by a word or a name (a number answer
+# must be the *last* number of a text, so padding after it would turn it wrong by that rule
+# alone): with ``HELDOUT_FACTS``, what ``substance_prompts`` asks.
+MORE_FACTS: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    ("What is the capital of Russia?", ("Moscow",), "Saint Petersburg"),
+    ("What is the capital of China?", ("Beijing",), "Shanghai"),
+    ("What is the capital of India?", ("New Delhi", "Delhi"), "Mumbai"),
+    ("What is the capital of Mexico?", ("Mexico City",), "Guadalajara"),
+    ("What is the capital of Argentina?", ("Buenos Aires",), "Cordoba"),
+    ("What is the capital of Greece?", ("Athens",), "Thessaloniki"),
+    ("What is the capital of Portugal?", ("Lisbon",), "Porto"),
+    ("What is the capital of Norway?", ("Oslo",), "Bergen"),
+    ("What is the capital of Sweden?", ("Stockholm",), "Gothenburg"),
+    ("What is the capital of Ireland?", ("Dublin",), "Cork"),
+    ("What is the capital of Turkey?", ("Ankara",), "Istanbul"),
+    ("What is the capital of South Korea?", ("Seoul",), "Busan"),
+    ("What is the capital of Thailand?", ("Bangkok",), "Phuket"),
+    ("What is the capital of Peru?", ("Lima",), "Cusco"),
+    ("What is the capital of Poland?", ("Warsaw",), "Krakow"),
+    ("Which planet is famous for its rings?", ("Saturn",), "Jupiter"),
+    ("Which planet do we live on?", ("Earth",), "Mars"),
+    ("What gas do people need to breathe to stay alive?", ("oxygen",), "nitrogen"),
+    ("What is the chemical symbol for silver?", ("Ag",), "Au"),
+    ("What is the largest mammal?", ("blue whale", "whale"), "elephant"),
+    ("What is the tallest animal?", ("giraffe",), "elephant"),
+    ("What is the fastest land animal?", ("cheetah",), "lion"),
+    ("What does a caterpillar turn into?", ("butterfly", "butterflies", "moth", "moths"),
+     "beetle"),
+    ("What is the largest desert in Africa?", ("Sahara",), "Kalahari"),
+    ("What is the tallest mountain in the world?", ("Everest",), "K2"),
+    ("Which language is spoken in Germany?", ("German",), "French"),
+    ("Who developed the theory of relativity?", ("Einstein",), "Newton"),
+    ("Who discovered penicillin?", ("Fleming",), "Pasteur"),
+    ("What colour is the sky on a clear day?", ("blue",), "green"),
+    ("Which metal is liquid at room temperature?", ("mercury",), "lead"),
+    ("Which farm animal says moo?", ("cow", "cows"), "sheep"),
+    ("What colour is a ripe banana?", ("yellow",), "green"),
+    ("Which instrument has black and white keys?", ("piano",), "guitar"),
+    ("In which country are the pyramids of Giza?", ("Egypt",), "Mexico"),
+    ("What is the largest country by area?", ("Russia",), "Canada"),
+    ("What is the currency of Japan?", ("yen",), "won"),
+)
+
+
+def substance_prompts() -> list[Prompt]:
+    """``heldout_prompts`` and ``MORE_FACTS``: 48 questions never trained on, the same for
+    every seed and run, enough that one answer is 2% of a share (12 alone: 8%)."""
+    return heldout_prompts() + [_fact(*f) for f in MORE_FACTS]
+
+
 def make_prompts(n: int, seed: int = 0, fact_fraction: float = 0.25) -> list[Prompt]:
     """``n`` distinct prompts (arithmetic plus facts), the same list for the same seed.
 

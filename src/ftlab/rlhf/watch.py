@@ -2,9 +2,10 @@
 
 GRPO's per-step rewards are means over a few *sampled* completions to the step's *training*
 prompts: two steps differ by which prompts came up and by sampling luck as much as by what
-the policy learned. ``GoldWatch`` asks the same held-out questions (``heldout_prompts``) at
-every evaluation, answers greedily, and scores the answers with the gold reward, the run's
-proxy and the word count, so two evaluations differ only because the policy did.
+the policy learned. ``GoldWatch`` asks the same 48 held-out questions (``substance_prompts``)
+at every evaluation, answers greedily, and scores each answer apart by correctness, length,
+the run's proxy and the gold reward, so two evaluations differ only because the policy did,
+and question by question (the answers are kept in the run folder).
 """
 
 from __future__ import annotations
@@ -14,18 +15,21 @@ from statistics import fmean
 
 from ..answers import count_words, is_correct
 from ..evaluate.result import EvalResult
-from .prompts import heldout_prompts, policy_rows
+from .prompts import heldout_prompts, policy_rows, substance_prompts
 from .proxy import make_proxy
 from .rewards import gold_score
+
+ITEMS = ("correct", "words", "proxy")  # what GoldWatch also reports question by question
 
 
 @dataclass(frozen=True)
 class GoldWatch:
     """An evaluator (``train(cfg, evaluators={"heldout": GoldWatch()})``).
 
-    Numbers: ``gold`` (mean gold reward), ``proxy`` (the run's proxy, ``rl.reward``),
-    ``words`` (mean answer length), ``correct`` (share correct, however long). The base
-    model's numbers are cached, so every run of a lab measures its start once.
+    Numbers: ``correct`` (share correct, however long), ``words`` (mean answer length),
+    ``proxy`` (the run's proxy, ``rl.reward``) and ``gold`` (mean gold reward, which falls
+    with length by its definition: a yardstick, never read alone). The base model's numbers
+    are cached, so every run of a lab measures its start once.
     """
 
     extra_tokens: int = 8  # answers may run this far past training's rl.max_completion_length
@@ -33,7 +37,7 @@ class GoldWatch:
 
     @property
     def key(self) -> str:  # names it in the run cache's key (``runs.cache_key``)
-        return f"rlhf:gold_watch:+{self.extra_tokens}"
+        return f"rlhf:gold_watch:{len(substance_prompts())}:+{self.extra_tokens}"
 
     def tokens(self, cfg) -> int:
         """Longest held-out answer: a little past training's cap, so that an answer that
@@ -44,7 +48,7 @@ class GoldWatch:
         """The held-out questions answered and scored (a row per question in ``examples``)."""
         from ..generation import generate_answers
 
-        prompts = heldout_prompts()
+        prompts = substance_prompts()
         chats = [row["prompt"] for row in policy_rows(prompts)]
         answers = generate_answers(model, tok, chats, max_new_tokens=self.tokens(ctx.config))
         texts = [a.text for a in answers]
@@ -69,12 +73,16 @@ class GoldWatch:
                   "seed": ctx.config.seed} if rl.reward == "learned" else {"reward": rl.reward})
         result = base_scored(ctx, lambda: self.answers(model, tok, ctx), suite="rlhf:gold_watch",
                              tokens=self.tokens(ctx.config), target=rl.gold_target_words,
-                             rows=[p.question for p in heldout_prompts()], **proxy)
+                             rows=[p.question for p in substance_prompts()], **proxy)
         out = {"gold": result.score, "correct": result.breakdown["correct"],
                "proxy": result.extra["proxy"], "words": result.extra["words"]}
         if ctx.full:  # kept for reading side by side (``saved_answers(run, "heldout")``)
             save_answers(ctx, "heldout", result.examples,
                          {f"heldout.{k}": v for k, v in out.items()})
+            # per question (``heldout.correct/<i>``...): a paired interval of before
+            # against after needs nothing but the run's metrics (``item_values``)
+            out.update({f"{k}/{i}": float(row[k]) for i, row in enumerate(result.examples)
+                        for k in ITEMS})
         return out
 
 
