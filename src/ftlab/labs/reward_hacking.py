@@ -124,20 +124,14 @@ def heldout_curve(run, name: str) -> tuple[list[int], list[float]]:
 
 
 def trajectory(steps: Sequence[dict], evals: Sequence[dict]) -> dict[str, float]:
-    """What the check reads from one run.
-
-    Held-out (``evals``, the run's ``EvalLogged`` records): start (the base model), end and,
-    for gold and proxy, the peak and its step. Per step (``steps``, ``StepLogged`` records):
-    KL at the end, as the mean of the last ``WINDOW`` steps.
-    """
+    """The means a run's records hold: each held-out number (``evals``, the run's
+    ``EvalLogged`` records) at the start (the base model) and the end, and the KL at the end
+    (``steps``, ``StepLogged`` records: the mean of the last ``WINDOW`` steps)."""
     out: dict[str, float] = {}
     for name in HELDOUT:
         pts = _points(evals, f"heldout.{name}")
         out[f"{name}.start"], out[f"{name}.end"] = ((pts[0][1], pts[-1][1]) if pts
                                                     else (math.nan, math.nan))
-        if name in ("gold", "proxy"):
-            step, peak = max(pts, key=lambda p: (p[1], -p[0])) if pts else (math.nan, math.nan)
-            out[f"{name}.peak"], out[f"{name}.peak_step"] = peak, float(step)
     kl = [k for _, k in _points(steps, "rl.kl_measured")]
     out["kl.end"] = fmean(kl[-WINDOW:]) if kl else math.nan
     return out
