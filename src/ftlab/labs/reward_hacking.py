@@ -85,8 +85,9 @@ MEASURED: dict[str, tuple[float | None, ...]] = {
     "strong_kl.words.change": (-0.8, None, None),
     "strong_kl.correct.change": (0.021, None, None),
 }
-# Seeds 3 and 4, run first and never asserted: the margins were checked against them before
-# seeds 0-2 were run (the length-pay condition is a comparison, with no margin to set).
+# Seeds 3 and 4, run first and never asserted. LENGTH_RISE and DRIFT were checked on them
+# before seeds 0-2 ran; the length-pay condition compares two measured numbers (no margin);
+# LOSS was set after all five, as about the smallest loss 48 questions can resolve.
 MARGIN_SEEDS: dict[str, tuple[float, ...]] = {
     "hacked.words.change": (20.8, 19.8),
     "hacked.words.change_lo": (14.2, 13.1),
