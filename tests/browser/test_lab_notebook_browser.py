@@ -66,7 +66,7 @@ def run_all_and_look(page, url: str, runs: Path) -> None:
     from ftlab.labs.reward_hacking import RewardHacking
     from ftlab.widgets.labels import METRICS
 
-    page.goto(f"{url}/lab/tree/{NOTEBOOK}?token={TOKEN}&reset")
+    page.goto(f"{url}/lab/tree/{NOTEBOOK}?token={TOKEN}&reset", timeout=180_000)
     page.wait_for_function(KERNEL_IDLE, timeout=180_000)
     page.evaluate("window.jupyterapp.commands.execute('application:toggle-left-area')")
     t0 = time.perf_counter()

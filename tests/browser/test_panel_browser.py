@@ -123,7 +123,7 @@ def assert_star_at_the_lowest_loss(page, scope: str) -> None:
 def test_jupyterlab_run_and_stop(lab_url, page):
     from playwright.sync_api import expect
 
-    page.goto(f"{lab_url}/lab/tree/{NOTEBOOK}?token={TOKEN}&reset")
+    page.goto(f"{lab_url}/lab/tree/{NOTEBOOK}?token={TOKEN}&reset", timeout=SLOW)
     page.wait_for_function(KERNEL_IDLE, timeout=SLOW)
     page.evaluate("window.jupyterapp.commands.execute('application:toggle-left-area')")
     page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
@@ -146,7 +146,7 @@ def test_jupyterlab_run_and_stop(lab_url, page):
 def test_notebook7_renders_the_panel(lab_url, page):
     from playwright.sync_api import expect
 
-    page.goto(f"{lab_url}/notebooks/{NOTEBOOK}?token={TOKEN}")
+    page.goto(f"{lab_url}/notebooks/{NOTEBOOK}?token={TOKEN}", timeout=SLOW)
     page.wait_for_function(KERNEL_IDLE, timeout=SLOW)
     page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
     root = page.locator("body")
@@ -162,7 +162,10 @@ def test_notebook7_renders_the_panel(lab_url, page):
 
 
 def test_voila_app_run_and_stop(voila_url, page):
-    page.goto(voila_url)
+    # Voila answers the request only once its kernel has run the whole notebook (the model
+    # loads, the first steps train): on a slow machine beside a training neighbour that took
+    # over playwright's default 30 s
+    page.goto(voila_url, timeout=SLOW)
     root = page.locator("body")
     assert_widgets_rendered(root)
     # Voila ran the notebook before the page attached: the 3 points are there only
