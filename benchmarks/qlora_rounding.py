@@ -9,11 +9,11 @@ Three runs of the methods lab's budget (same data, steps, adapters and learning 
   quantisation as QLoRA's config), so the rounding without the 4-bit layers.
 
 If ``qlora`` and ``lora_on_rounded`` agree, the 4-bit layers compute what their dequantised
-weights compute and the whole gap is the rounding. Before the runs, each 4-bit layer of the
-QLoRA model is checked against ``F.linear`` on its dequantised weight, forward and input
-gradient, on random inputs. Notebook 12 quotes the figures.
+weights compute and the whole gap is the rounding. After the QLoRA run, each of its 4-bit
+layers is checked against ``F.linear`` on its dequantised weight, forward and input gradient,
+on random inputs. Notebook 12 and docs/gpu.md quote the figures.
 
-Run: python benchmarks/qlora_rounding.py [--seed 0]   (about 3 minutes on 2 CPU cores)
+Run: python benchmarks/qlora_rounding.py [--seed 0]   (3 runs of 1-3 minutes on 2 CPU cores)
 Prints one JSON object.
 """
 
@@ -27,26 +27,18 @@ import time
 import torch
 
 from ftlab.engine import supervised, train
+from ftlab.instruments.quant import roundtrip
 from ftlab.labs.methods import MethodsLab
 from ftlab.methods import apply_method
 from ftlab.models import load_model, resolve_source
 
 
-def round_trip_(model, method) -> int:
+def round_trip_(model, method) -> None:
     """Replace every linear weight that QLoRA would quantise by its NF4 round trip."""
-    import bitsandbytes.functional as bnbf
-
-    n = 0
     for name, mod in model.named_modules():
         if isinstance(mod, torch.nn.Linear) and "lm_head" not in name:
-            w = mod.weight.data
-            q, state = bnbf.quantize_4bit(w.contiguous(), blocksize=64,
-                                          quant_type=method.quant_type,
-                                          compress_statistics=method.double_quant,
-                                          quant_storage=torch.uint8)
-            mod.weight.data = bnbf.dequantize_4bit(q, state).to(w.dtype).reshape(w.shape)
-            n += 1
-    return n
+            back, _ = roundtrip(mod.weight.data, method.quant_type, method.double_quant)
+            mod.weight.data = back.to(mod.weight.dtype)
 
 
 def layer_errors(model, rows: int = 7) -> dict[str, float]:
